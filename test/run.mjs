@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// Runs the AVA suite with TAP output passed through, then prints the plain
+// closing line CI reads ("ava: N passed, N failed"), keeping AVA's exit status.
+// Extra arguments go to AVA (e.g. a file pattern). Plain JS: runs before any build.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const avaCli = fileURLToPath(new URL('../node_modules/ava/entrypoints/cli.mjs', import.meta.url));
+const child = spawn(process.execPath, [avaCli, '--tap', ...process.argv.slice(2)], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+let tail = '';
+child.stdout.setEncoding('utf8');
+child.stdout.on('data', (chunk) => {
+  process.stdout.write(chunk);
+  const lines = (tail + chunk).split('\n');
+  tail = lines.pop() ?? '';
+  for (const line of lines) count(line);
+});
+function count(line) {
+  if (/^not ok \d+/.test(line)) failed++;
+  else if (/^ok \d+.*# SKIP/i.test(line)) skipped++;
+  else if (/^ok \d+/.test(line)) passed++;
+}
+child.on('close', (code, signal) => {
+  if (tail) count(tail);
+  const status = code ?? (signal ? 1 : 0);
+  // A run that failed outside any test (a crash, a timeout) must not read as green.
+  if (status !== 0 && failed === 0) failed = 1;
+  process.stdout.write(`\nava: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
+  process.exit(status);
+});
