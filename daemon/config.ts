@@ -1,0 +1,220 @@
+// The daemon's configuration: defaults, then a config file (YAML or JSON, keys are the
+// flags' names in camelCase), then TSOVERLAY_* environment variables, then flags.
+// Every value is validated here; an unknown key or a bad value is an error naming it.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { hostname } from 'node:os';
+import { parse as parseYaml } from 'yaml';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** A resolver address for DNS forwarding. */
+export interface Upstream {
+  host: string;
+  port: number;
+}
+
+/** The daemon's validated configuration. */
+export interface DaemonConfig {
+  store: string;
+  stateDir: string;
+  hostId: string;
+  /** Undefined: detect at start-up (default-route interface, else first global address). */
+  advertise?: string;
+  pluginDir: string;
+  socket: string;
+  /** Undefined: no metrics listener. */
+  metrics?: { host: string; port: number };
+  logLevel: LogLevel;
+  dnsDomain: string;
+  dnsPort: number;
+  /** Undefined: the host's /etc/resolv.conf nameservers. */
+  dnsUpstream?: Upstream[];
+  dockerHost: string;
+}
+
+/** Raw values by camelCase key, as strings or as the file's JSON/YAML types. */
+export type RawConfig = Record<string, unknown>;
+
+export class ConfigError extends Error {
+  readonly code = 'invalid-config';
+  readonly kind = 'bad-request';
+  readonly retryable = false;
+}
+
+/** The keys a config file, the environment and flags may set. */
+export const CONFIG_KEYS = [
+  'store',
+  'stateDir',
+  'hostId',
+  'advertise',
+  'pluginDir',
+  'socket',
+  'metrics',
+  'logLevel',
+  'dnsDomain',
+  'dnsPort',
+  'dnsUpstream',
+  'dockerHost',
+] as const;
+type ConfigKey = (typeof CONFIG_KEYS)[number];
+
+const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const DOMAIN = /^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+$/;
+
+function str(key: string, v: unknown): string {
+  if (typeof v === 'number') return String(v);
+  if (typeof v !== 'string' || v.trim() === '') throw new ConfigError(`${key}: expected a non-empty string, got ${JSON.stringify(v)}`);
+  return v.trim();
+}
+
+function absPath(key: string, v: unknown): string {
+  const s = str(key, v);
+  if (!s.startsWith('/')) throw new ConfigError(`${key}: expected an absolute path, got "${s}"`);
+  return s;
+}
+
+function port(key: string, v: unknown): number {
+  const n = typeof v === 'number' ? v : /^\d+$/.test(String(v).trim()) ? Number(String(v).trim()) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new ConfigError(`${key}: expected a port 1-65535, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** Parse "ADDR:PORT" or "[v6]:PORT". */
+export function parseHostPort(key: string, v: unknown, defaultPort?: number): { host: string; port: number } {
+  const s = str(key, v);
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(s) ?? /^([^:]+)(?::(\d+))?$/.exec(s);
+  const host = m?.[1];
+  const p = m?.[2] ?? (defaultPort !== undefined ? String(defaultPort) : undefined);
+  if (!m && isIP(s) === 6 && defaultPort !== undefined) return { host: s, port: defaultPort };
+  if (!host || !isIP(host) || p === undefined) throw new ConfigError(`${key}: expected IP:PORT, got "${s}"`);
+  return { host, port: port(key, p) };
+}
+
+function upstreams(key: string, v: unknown): Upstream[] {
+  const items = Array.isArray(v) ? v : str(key, v).split(',');
+  const list = items.map((item) => parseHostPort(key, item, 53));
+  if (list.length === 0 || list.length > 3) throw new ConfigError(`${key}: expected 1 to 3 resolvers, got ${list.length}`);
+  return list;
+}
+
+function storeUrl(key: string, v: unknown): string {
+  const s = str(key, v);
+  if (!/^(sqlite:\/\/\/|etcds?:\/\/)/.test(s)) throw new ConfigError(`${key}: expected sqlite:///PATH or etcd://HOST:PORT[,…][/prefix], got "${s}"`);
+  return s;
+}
+
+const PARSERS: Record<ConfigKey, (key: string, v: unknown) => unknown> = {
+  store: storeUrl,
+  stateDir: absPath,
+  hostId: (k, v) => {
+    const s = str(k, v);
+    if (!HOST_ID.test(s)) throw new ConfigError(`${k}: expected 1-63 letters, digits, '.', '_' or '-', got "${s}"`);
+    return s;
+  },
+  advertise: (k, v) => {
+    const s = str(k, v);
+    if (!isIP(s)) throw new ConfigError(`${k}: expected an IP address, got "${s}"`);
+    return s;
+  },
+  pluginDir: absPath,
+  socket: absPath,
+  metrics: (k, v) => parseHostPort(k, v),
+  logLevel: (k, v) => {
+    const s = str(k, v);
+    if (!(LOG_LEVELS as readonly string[]).includes(s)) throw new ConfigError(`${k}: expected one of ${LOG_LEVELS.join(', ')}, got "${s}"`);
+    return s;
+  },
+  dnsDomain: (k, v) => {
+    let s = str(k, v).toLowerCase();
+    if (!s.endsWith('.')) s += '.';
+    if (!DOMAIN.test(s) || s.length > 253) throw new ConfigError(`${k}: expected a domain name, got "${str(k, v)}"`);
+    return s;
+  },
+  dnsPort: port,
+  dnsUpstream: upstreams,
+  dockerHost: (k, v) => {
+    const s = str(k, v);
+    if (!/^(unix:\/\/\/|tcp:\/\/)/.test(s)) throw new ConfigError(`${k}: expected unix:///PATH or tcp://HOST:PORT, got "${s}"`);
+    return s;
+  },
+};
+
+/** Read a YAML or JSON config file into raw values; a bad file is a ConfigError naming it. */
+export function readConfigFile(path: string): RawConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`config file ${path}: ${(err as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text); // YAML is a superset of JSON
+  } catch (err) {
+    throw new ConfigError(`config file ${path}: not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (data === null || data === undefined) return {};
+  if (typeof data !== 'object' || Array.isArray(data)) throw new ConfigError(`config file ${path}: expected a mapping of keys to values`);
+  return data as RawConfig;
+}
+
+/** TSOVERLAY_STATE_DIR=… → { stateDir: … } for every known key. */
+export function configFromEnv(env: NodeJS.ProcessEnv): RawConfig {
+  const out: RawConfig = {};
+  for (const key of CONFIG_KEYS) {
+    const name = `TSOVERLAY_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+    const v = env[name];
+    if (v !== undefined && v !== '') out[key] = v;
+  }
+  return out;
+}
+
+/**
+ * Merge layers (later wins) and validate. `source` names each layer in errors.
+ * Undefined values in a layer are skipped (flags not given).
+ */
+export function resolveConfig(layers: { source: string; values: RawConfig }[]): DaemonConfig {
+  const merged: Partial<Record<ConfigKey, unknown>> = {};
+  for (const { source, values } of layers) {
+    for (const [key, value] of Object.entries(values)) {
+      if (value === undefined) continue;
+      if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
+        throw new ConfigError(`${source}: unknown key "${key}" (known: ${CONFIG_KEYS.join(', ')})`);
+      }
+      try {
+        merged[key as ConfigKey] = PARSERS[key as ConfigKey](key, value);
+      } catch (err) {
+        throw err instanceof ConfigError ? new ConfigError(`${source}: ${err.message}`) : err;
+      }
+    }
+  }
+  const stateDir = (merged.stateDir as string | undefined) ?? '/var/lib/tsoverlay';
+  const defaultHostId = hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 63) || 'localhost';
+  return {
+    store: (merged.store as string | undefined) ?? `sqlite://${stateDir}/store.db`,
+    stateDir,
+    hostId: (merged.hostId as string | undefined) ?? defaultHostId,
+    advertise: merged.advertise as string | undefined,
+    pluginDir: (merged.pluginDir as string | undefined) ?? '/run/docker/plugins',
+    socket: (merged.socket as string | undefined) ?? '/run/tsoverlay/tsoverlay.sock',
+    metrics: merged.metrics as DaemonConfig['metrics'],
+    logLevel: (merged.logLevel as LogLevel | undefined) ?? 'info',
+    dnsDomain: (merged.dnsDomain as string | undefined) ?? 'tsoverlay.',
+    dnsPort: (merged.dnsPort as number | undefined) ?? 53,
+    dnsUpstream: merged.dnsUpstream as Upstream[] | undefined,
+    dockerHost: (merged.dockerHost as string | undefined) ?? 'unix:///var/run/docker.sock',
+  };
+}
+
+/** Nameservers of a resolv.conf text (at most 3, as the resolver uses). */
+export function resolvConfNameservers(text: string): Upstream[] {
+  const out: Upstream[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line);
+    const ip = m?.[1]?.split('%')[0];
+    if (ip && isIP(ip) && out.length < 3) out.push({ host: ip, port: 53 });
+  }
+  return out;
+}
