@@ -84,6 +84,11 @@ export const keys = {
   ipamAddresses: (poolId: string) => dir('ipam', 'addresses', poolId),
   ipamAddress: (poolId: string, address: string) => key('ipam', 'addresses', poolId, address),
   ipamAllAddresses: () => dir('ipam', 'addresses'),
+  // The IPAM stores each address under its block, so one host's block is read with one range.
+  ipamBlockAddresses: (poolId: string, blockCidr: string) => dir('ipam', 'addresses', poolId, blockCidr),
+  ipamBlockAddress: (poolId: string, blockCidr: string, address: string) => key('ipam', 'addresses', poolId, blockCidr, address),
+  // One record per address space listing its pools: pool create/delete CAS on it (atomic overlap checks).
+  ipamSpace: (space: string) => key('ipam', 'spaces', space),
   ipamOwners: () => dir('ipam', 'owners'),
   ipamOwner: (owner: string, poolId: string) => key('ipam', 'owners', owner, poolId),
   ipamOwnerPools: (owner: string) => dir('ipam', 'owners', owner),

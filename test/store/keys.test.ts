@@ -34,3 +34,14 @@ test('prefixes of different record kinds never overlap', (t) => {
   // A range over network "a" must not pick up endpoints of network "ab".
   t.false(keys.endpoint('ab', 'x').startsWith(keys.networkEndpoints('a')));
 });
+
+test('IPAM addresses nest under their block and pool; spaces are separate records', (t) => {
+  const pool = 'local/10.0.0.0/16';
+  const k = keys.ipamBlockAddress(pool, '10.0.0.64/26', '10.0.0.70');
+  t.true(k.startsWith(keys.ipamBlockAddresses(pool, '10.0.0.64/26')));
+  t.true(k.startsWith(keys.ipamAddresses(pool)));
+  t.false(k.startsWith(keys.ipamBlockAddresses(pool, '10.0.0.0/26')));
+  t.deepEqual(parseKey(k).slice(-3), [pool, '10.0.0.64/26', '10.0.0.70']);
+  t.false(keys.ipamSpace('local').startsWith(keys.ipamPools()));
+  t.false(keys.ipamBlockAddress('local/10.0.0.0/1', '10.0.0.0/26', '10.0.0.1').startsWith(keys.ipamAddresses('local/10.0.0.0/16')));
+});
