@@ -74,7 +74,12 @@ const CODE_MAP: Readonly<Record<string, number>> = Object.freeze({
   SQLITE_LOCKED: ErrorCode.TryAgainLater,
   'pool-exhausted': ErrorCode.PoolExhausted,
   exhausted: ErrorCode.PoolExhausted,
+  'no-auto-pool': ErrorCode.PoolExhausted,
+  'pool-overlap': ErrorCode.InvalidConfig,
+  'pool-conflict': ErrorCode.InvalidConfig,
+  'unknown-pool': ErrorCode.InvalidConfig,
   'address-taken': ErrorCode.AlreadyTaken,
+  'address-reserved': ErrorCode.AlreadyTaken,
   'address-in-use': ErrorCode.AlreadyTaken,
   'port-taken': ErrorCode.AlreadyTaken,
   'port-in-use': ErrorCode.AlreadyTaken,
@@ -90,28 +95,38 @@ interface InternalErrorLike {
   kind?: unknown;
   retryable?: unknown;
   message?: unknown;
+  /** A string, or netlink's KernelErrorDetails ({ field, value, stderr, … }). */
   details?: unknown;
   /** Escape hatch: an error may carry the exact CNI code it wants. */
   cniCode?: unknown;
 }
 
+function detailsOf(d: unknown): { text?: string; field: boolean } {
+  if (typeof d === 'string') return { text: d, field: false };
+  if (typeof d !== 'object' || d === null) return { field: false };
+  const o = d as { stderr?: unknown; field?: unknown };
+  return { text: typeof o.stderr === 'string' && o.stderr.trim() !== '' ? o.stderr.trim() : undefined, field: o.field !== undefined };
+}
+
 /**
  * Turn anything thrown inside a handler into a CniError. Order: an existing CniError;
  * an explicit numeric `cniCode`; the string `code` (CODE_MAP, then an errno name →
- * 110 with the errno in the message); `retryable` or kind 'unavailable' → 11;
- * kind 'bad-request' → 7; otherwise 999.
+ * 110 with the errno in the message, except a value refused before any syscall, which
+ * names a `details.field` → 7); `retryable` or kind 'unavailable' → 11; kind
+ * 'bad-request' → 7; otherwise 999.
  */
 export function toCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;
   const e = (typeof err === 'object' && err !== null ? err : {}) as InternalErrorLike;
   const message = typeof e.message === 'string' && e.message !== '' ? e.message : String(err);
-  const details = typeof e.details === 'string' ? e.details : undefined;
+  const { text: details, field } = detailsOf(e.details);
   if (typeof e.cniCode === 'number' && Number.isInteger(e.cniCode) && e.cniCode > 0) {
     return new CniError(e.cniCode, message, details);
   }
   const code = typeof e.code === 'string' ? e.code : undefined;
   if (code !== undefined && Object.hasOwn(CODE_MAP, code)) return new CniError(CODE_MAP[code]!, message, details);
   if (code !== undefined && ERRNO.test(code)) {
+    if (field) return new CniError(ErrorCode.InvalidConfig, message, details);
     return new CniError(ErrorCode.KernelRefused, message.includes(code) ? message : `${code}: ${message}`, details);
   }
   if (e.retryable === true || e.kind === 'unavailable') return new CniError(ErrorCode.TryAgainLater, message, details);
