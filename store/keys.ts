@@ -92,6 +92,7 @@ export const keys = {
   ipamOwners: () => dir('ipam', 'owners'),
   ipamOwner: (owner: string, poolId: string) => key('ipam', 'owners', owner, poolId),
   ipamOwnerPools: (owner: string) => dir('ipam', 'owners', owner),
+  ipamCursors: (poolId: string) => dir('ipam', 'cursors', poolId),
   ipamCursor: (poolId: string, hostId: string) => key('ipam', 'cursors', poolId, hostId),
 
   // Proxy: services with VIPs and backends, links between endpoints, host-port reservations.

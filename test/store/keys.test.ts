@@ -43,5 +43,6 @@ test('IPAM addresses nest under their block and pool; spaces are separate record
   t.false(k.startsWith(keys.ipamBlockAddresses(pool, '10.0.0.0/26')));
   t.deepEqual(parseKey(k).slice(-3), [pool, '10.0.0.64/26', '10.0.0.70']);
   t.false(keys.ipamSpace('local').startsWith(keys.ipamPools()));
+  t.true(keys.ipamCursor(pool, 'h1').startsWith(keys.ipamCursors(pool)));
   t.false(keys.ipamBlockAddress('local/10.0.0.0/1', '10.0.0.0/26', '10.0.0.1').startsWith(keys.ipamAddresses('local/10.0.0.0/16')));
 });
