@@ -1,7 +1,6 @@
-// The VERSION fast path for every CNI entry file: imports nothing but node:fs, so a
+// The VERSION fast path for every CNI entry file: imports nothing at all, so a
 // runtime probing every plugin of every conflist pays only Node's own start-up.
 // Everything else (ADD/DEL/…) is the heavy module the entry imports afterwards.
-import { read } from 'node:fs';
 
 /** Every CNI spec version tsoverlay's plugins accept and emit (0.2.0 and older are not). */
 export const SUPPORTED_VERSIONS: readonly string[] = Object.freeze(['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0']);
@@ -28,11 +27,12 @@ export function versionAnswer(stdin: string, versions: readonly string[] = SUPPO
 }
 
 /**
- * Read fd 0 until EOF, `limit` bytes or `timeoutMs`, whichever comes first. Runtimes
+ * Read stdin until EOF, `limit` bytes or `timeoutMs`, whichever comes first. Runtimes
  * close stdin after writing the config; the timeout only guards a caller that leaves
- * it open (then whatever arrived is used). Resolves '' when fd 0 is closed or a TTY.
+ * it open (then whatever arrived is used). Uses the event-loop stream, not a threadpool
+ * read: a blocked fs.read on fd 0 would stop process.exit() from finishing.
  */
-export function readStdinBriefly(timeoutMs: number, limit = VERSION_STDIN_LIMIT): Promise<string> {
+export function readStdinBriefly(timeoutMs: number, limit = VERSION_STDIN_LIMIT, stream: NodeJS.ReadableStream = process.stdin): Promise<string> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -41,21 +41,20 @@ export function readStdinBriefly(timeoutMs: number, limit = VERSION_STDIN_LIMIT)
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      stream.removeListener('data', onData);
+      stream.pause();
       resolve(Buffer.concat(chunks).toString('utf8'));
     };
-    const timer = setTimeout(finish, timeoutMs);
-    timer.unref();
-    const step = (): void => {
-      const buf = Buffer.allocUnsafe(Math.min(16 * 1024, limit - total));
-      read(0, buf, 0, buf.length, null, (err, n) => {
-        if (err || n === 0) return finish();
-        chunks.push(buf.subarray(0, n));
-        total += n;
-        if (total >= limit) return finish();
-        step();
-      });
+    const onData = (d: Buffer | string): void => {
+      const buf = typeof d === 'string' ? Buffer.from(d) : d;
+      chunks.push(buf);
+      total += buf.length;
+      if (total >= limit) finish();
     };
-    step();
+    const timer = setTimeout(finish, timeoutMs);
+    stream.on('data', onData);
+    stream.once('end', finish);
+    stream.once('error', finish);
   });
 }
 
