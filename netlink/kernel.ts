@@ -1,0 +1,328 @@
+// Kernel and NetnsHandle: the typed API drivers call for links, addresses, routes, neighbours, FDB, sysctl.
+// Every call of a handle goes through its runner with the handle's namespace path; nothing else enters a netns.
+import { invalid, isExists, isNotFound, KernelError } from './errors.js';
+import { Batch, type Command } from './batch.js';
+import { parseAddresses, parseFdb, parseLinks, parseNeighbours, parseRoutes } from './parse.js';
+import { detectTools, NetnsRunner, type ToolPaths } from './runner.js';
+import type {
+  Address,
+  AddrOptions,
+  BridgePortChange,
+  BridgeSpec,
+  FdbEntry,
+  FdbSpec,
+  Link,
+  LinkChange,
+  LinkSpec,
+  MacvlanSpec,
+  NeighSpec,
+  Neighbour,
+  Route,
+  RouteSpec,
+  VxlanSpec,
+} from './types.js';
+import {
+  validateGroup,
+  validateIfName,
+  validateNetnsPath,
+  validateSysctlKey,
+  validateSysctlValue,
+  validateTable,
+  type Family,
+} from './validate.js';
+
+export interface KernelOptions {
+  /** Tool locations (default: found once in /usr/sbin, /sbin, /usr/bin, /bin). */
+  tools?: ToolPaths;
+  /** Per-spawn time limit (default 30 s); a batch may set its own. */
+  timeoutMs?: number;
+}
+
+/** Entry point: one per process, handing out namespace handles. */
+export class Kernel {
+  private readonly runner: NetnsRunner;
+
+  constructor(opts: KernelOptions = {}) {
+    this.runner = new NetnsRunner(opts.tools ?? detectTools(), opts.timeoutMs ?? 30_000);
+  }
+
+  /**
+   * A handle on the namespace at `path` (`/var/run/netns/x`, `/proc/<pid>/ns/net`, …);
+   * null/undefined = the caller's own namespace. The path is validated here, opened at each call.
+   */
+  ns(path?: string | null): NetnsHandle {
+    return new NetnsHandle(this.runner, path == null ? null : validateNetnsPath(path));
+  }
+
+  /** A path naming the caller's own namespace from inside any other (veth peers, moves back). */
+  get selfNetnsPath(): string {
+    return `/proc/${process.pid}/ns/net`;
+  }
+}
+
+/** Kinds `ensureLink` can reconcile (a veth pair has two ends: create it with `linkAdd`). */
+export type EnsurableLinkSpec = BridgeSpec | VxlanSpec | MacvlanSpec;
+
+/** Operations on one network namespace. All methods throw KernelError. */
+export class NetnsHandle {
+  constructor(
+    private readonly runner: NetnsRunner,
+    /** The namespace path, or null for the caller's own. */
+    readonly path: string | null,
+  ) {}
+
+  private exec(tool: 'ip' | 'bridge' | 'sysctl', args: string[], input?: string, timeoutMs?: number): Promise<string> {
+    return this.runner.run(this.path, tool, args, input, timeoutMs);
+  }
+
+  /**
+   * Build and run a batch of writes: one process per run of same-tool commands (`ip -batch -`,
+   * `bridge -batch -`), in order; stops at the first failure, whose line is in `details.line`.
+   */
+  async batch(build: (b: Batch) => unknown, opts: { timeoutMs?: number } = {}): Promise<void> {
+    const b = new Batch();
+    build(b);
+    await this.apply(b, opts);
+  }
+
+  /** Run a batch built elsewhere. */
+  async apply(b: Batch, opts: { timeoutMs?: number } = {}): Promise<void> {
+    const cmds = b.commands;
+    for (let i = 0; i < cmds.length; ) {
+      const tool = cmds[i]!.tool;
+      const run: Command[] = [];
+      while (i < cmds.length && cmds[i]!.tool === tool) run.push(cmds[i++]!);
+      const input = run.map((c) => c.args.join(' ')).join('\n') + '\n';
+      await this.exec(tool, ['-batch', '-'], input, opts.timeoutMs);
+    }
+  }
+
+  // ---- writes (each a one-command batch) ----
+
+  linkAdd(spec: LinkSpec): Promise<void> {
+    return this.batch((b) => b.linkAdd(spec));
+  }
+
+  linkSet(name: string, change: LinkChange): Promise<void> {
+    return this.batch((b) => b.linkSet(name, change));
+  }
+
+  linkSetUp(name: string): Promise<void> {
+    return this.batch((b) => b.linkSetUp(name));
+  }
+
+  linkSetDown(name: string): Promise<void> {
+    return this.batch((b) => b.linkSetDown(name));
+  }
+
+  linkSetMaster(name: string, master: string | null): Promise<void> {
+    return this.batch((b) => b.linkSetMaster(name, master));
+  }
+
+  linkSetMtu(name: string, mtu: number): Promise<void> {
+    return this.batch((b) => b.linkSetMtu(name, mtu));
+  }
+
+  linkSetMac(name: string, mac: string): Promise<void> {
+    return this.batch((b) => b.linkSetMac(name, mac));
+  }
+
+  linkRename(name: string, newName: string): Promise<void> {
+    return this.batch((b) => b.linkRename(name, newName));
+  }
+
+  linkSetNetns(name: string, netns: string): Promise<void> {
+    return this.batch((b) => b.linkSetNetns(name, netns));
+  }
+
+  bridgePortSet(name: string, change: BridgePortChange): Promise<void> {
+    return this.batch((b) => b.bridgePortSet(name, change));
+  }
+
+  /**
+   * Delete a link. With `missingOk`, a missing link (or namespace) is success (DEL is idempotent);
+   * resolves true when something was deleted.
+   */
+  async linkDel(name: string, opts: { missingOk?: boolean } = {}): Promise<boolean> {
+    try {
+      await this.batch((b) => b.linkDel(name));
+      return true;
+    } catch (err) {
+      if (opts.missingOk && isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Delete every link in `group` (≥ 1) at once: the fast way to remove many links. */
+  linkDeleteGroup(group: number, opts: { timeoutMs?: number } = {}): Promise<void> {
+    return this.batch((b) => b.linkDeleteGroup(group), opts);
+  }
+
+  addrAdd(dev: string, cidr: string, opts?: AddrOptions): Promise<void> {
+    return this.batch((b) => b.addrAdd(dev, cidr, opts));
+  }
+
+  addrReplace(dev: string, cidr: string, opts?: AddrOptions): Promise<void> {
+    return this.batch((b) => b.addrReplace(dev, cidr, opts));
+  }
+
+  addrDel(dev: string, cidr: string): Promise<void> {
+    return this.batch((b) => b.addrDel(dev, cidr));
+  }
+
+  addrFlush(dev: string, family?: Family): Promise<void> {
+    return this.batch((b) => b.addrFlush(dev, family));
+  }
+
+  routeAdd(r: RouteSpec): Promise<void> {
+    return this.batch((b) => b.routeAdd(r));
+  }
+
+  routeReplace(r: RouteSpec): Promise<void> {
+    return this.batch((b) => b.routeReplace(r));
+  }
+
+  routeDel(r: RouteSpec): Promise<void> {
+    return this.batch((b) => b.routeDel(r));
+  }
+
+  neighAdd(n: NeighSpec): Promise<void> {
+    return this.batch((b) => b.neighAdd(n));
+  }
+
+  neighReplace(n: NeighSpec): Promise<void> {
+    return this.batch((b) => b.neighReplace(n));
+  }
+
+  neighDel(n: Pick<NeighSpec, 'dst' | 'dev'>): Promise<void> {
+    return this.batch((b) => b.neighDel(n));
+  }
+
+  fdbAdd(f: FdbSpec): Promise<void> {
+    return this.batch((b) => b.fdbAdd(f));
+  }
+
+  fdbAppend(f: FdbSpec): Promise<void> {
+    return this.batch((b) => b.fdbAppend(f));
+  }
+
+  fdbReplace(f: FdbSpec): Promise<void> {
+    return this.batch((b) => b.fdbReplace(f));
+  }
+
+  fdbDel(f: FdbSpec): Promise<void> {
+    return this.batch((b) => b.fdbDel(f));
+  }
+
+  // ---- reads ----
+
+  /** All links (or one group's), with kind, master, bridge-port and VXLAN details. */
+  async links(opts: { group?: number } = {}): Promise<Link[]> {
+    const sel = opts.group === undefined ? [] : ['group', String(validateGroup(opts.group))];
+    return parseLinks(await this.exec('ip', ['-json', '-details', 'link', 'show', ...sel]));
+  }
+
+  /** One link by name, or null when there is none (ENODEV). */
+  async link(name: string): Promise<Link | null> {
+    validateIfName(name);
+    try {
+      return parseLinks(await this.exec('ip', ['-json', '-details', 'link', 'show', 'dev', name]))[0] ?? null;
+    } catch (err) {
+      if (err instanceof KernelError && err.code === 'ENODEV') return null;
+      throw err;
+    }
+  }
+
+  /** Addresses of all devices or one, of both families or one. */
+  async addresses(opts: { dev?: string; family?: Family } = {}): Promise<Address[]> {
+    const fam = opts.family === undefined ? [] : [`-${opts.family}`];
+    const sel = opts.dev === undefined ? [] : ['dev', validateIfName(opts.dev)];
+    return parseAddresses(await this.exec('ip', ['-json', ...fam, 'addr', 'show', ...sel]));
+  }
+
+  /** Routes of one table (default 'main'; 'all' for every table), both families unless one is given. */
+  async routes(opts: { table?: number | 'main' | 'local' | 'all'; family?: Family } = {}): Promise<Route[]> {
+    const table = opts.table === 'all' ? 'all' : validateTable(opts.table ?? 'main');
+    const fams: Family[] = opts.family === undefined ? [4, 6] : [opts.family];
+    const list = async (f: Family): Promise<Route[]> => {
+      try {
+        return parseRoutes(await this.exec('ip', ['-json', `-${f}`, 'route', 'show', 'table', table]), f, table === 'all' ? 'main' : table);
+      } catch (err) {
+        // A table with no route of this family does not exist yet ("FIB table does not exist").
+        if (err instanceof KernelError && err.code === 'ENOENT' && /table does not exist/.test(err.message)) return [];
+        throw err;
+      }
+    };
+    const lists = await Promise.all(fams.map(list));
+    return lists.flat();
+  }
+
+  /** Neighbour (ARP/NDP) entries, of all devices or one. */
+  async neighbours(opts: { dev?: string; family?: Family } = {}): Promise<Neighbour[]> {
+    const sel = opts.dev === undefined ? [] : ['dev', validateIfName(opts.dev)];
+    const all = parseNeighbours(await this.exec('ip', ['-json', 'neigh', 'show', ...sel]));
+    return opts.family === undefined ? all : all.filter((n) => n.family === opts.family);
+  }
+
+  /** Bridge FDB entries: everything, one device's (`dev`), or one bridge's ports' (`bridge`). */
+  async fdb(opts: { dev?: string; bridge?: string } = {}): Promise<FdbEntry[]> {
+    const sel: string[] = [];
+    if (opts.bridge !== undefined) sel.push('br', validateIfName(opts.bridge));
+    if (opts.dev !== undefined) sel.push('dev', validateIfName(opts.dev));
+    return parseFdb(await this.exec('bridge', ['-json', 'fdb', 'show', ...sel]), opts.dev);
+  }
+
+  // ---- sysctl (net.* only: those are per namespace) ----
+
+  /** Read a `net.*` sysctl in this namespace (trimmed text, e.g. '1'). */
+  async sysctlGet(key: string): Promise<string> {
+    return (await this.exec('sysctl', ['-n', validateSysctlKey(key)])).trim();
+  }
+
+  /** Write a `net.*` sysctl in this namespace. */
+  sysctlSet(key: string, value: string | number | boolean): Promise<void> {
+    return this.sysctlSetMany({ [key]: value });
+  }
+
+  /** Write several `net.*` sysctls with one process. */
+  async sysctlSetMany(values: Record<string, string | number | boolean>): Promise<void> {
+    const args = Object.entries(values).map(([k, v]) => `${validateSysctlKey(k)}=${validateSysctlValue(v)}`);
+    if (args.length === 0) return;
+    await this.exec('sysctl', ['-q', '-w', ...args]);
+  }
+
+  // ---- idempotent helpers ----
+
+  /**
+   * Create a bridge/VXLAN/macvlan unless a link of that name exists; an existing one of the same
+   * kind (and VNI) gets the spec's mtu/mac/master/up applied, another kind is EEXIST (conflict).
+   * Resolves true when it was created.
+   */
+  async ensureLink(spec: EnsurableLinkSpec): Promise<boolean> {
+    if (spec.netns !== undefined) throw invalid('netns', spec.netns, 'use a handle on that namespace instead');
+    try {
+      await this.linkAdd(spec);
+      return true;
+    } catch (err) {
+      if (!isExists(err)) throw err;
+    }
+    const link = await this.link(spec.name);
+    if (!link) throw new KernelError('EAGAIN', `link ${spec.name} vanished while being ensured`);
+    if (link.kind !== spec.kind || (spec.kind === 'vxlan' && link.vxlan?.vni !== spec.vni)) {
+      const what = spec.kind === 'vxlan' ? `vxlan ${spec.vni}` : spec.kind;
+      throw new KernelError('EEXIST', `link ${spec.name} exists and is not a ${what} (${link.kind ?? 'plain'})`);
+    }
+    const change: LinkChange = {};
+    if (spec.mtu !== undefined && link.mtu !== spec.mtu) change.mtu = spec.mtu;
+    if (spec.mac !== undefined && link.mac !== spec.mac.toLowerCase()) change.mac = spec.mac;
+    if (spec.master !== undefined && link.master !== spec.master) change.master = spec.master;
+    if (spec.up && !link.up) change.up = true;
+    if (Object.keys(change).length > 0) await this.linkSet(spec.name, change);
+    return false;
+  }
+
+  /** `ensureLink` for a bridge (up by default). */
+  ensureBridge(name: string, opts: Omit<BridgeSpec, 'kind' | 'name'> = {}): Promise<boolean> {
+    return this.ensureLink({ up: true, ...opts, kind: 'bridge', name });
+  }
+}
