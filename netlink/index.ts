@@ -15,6 +15,7 @@ export {
 } from './errors.js';
 export {
   assertToken,
+  confSysctlKey,
   formatCidr,
   parseCidr,
   validateGroup,

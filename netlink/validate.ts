@@ -114,6 +114,16 @@ export function validateSysctlKey(key: unknown, field = 'sysctl key'): string {
   return key.split('.').join('/');
 }
 
+/**
+ * The slash-form key of a per-interface setting, safe for names with '.':
+ * `confSysctlKey(4, 'eth0.5', 'route_localnet')` → `net/ipv4/conf/eth0.5/route_localnet`.
+ */
+export function confSysctlKey(family: Family, ifname: string, leaf: string): string {
+  const dev = ifname === 'all' || ifname === 'default' ? ifname : validateIfName(ifname);
+  if (!/^[A-Za-z0-9_]+$/.test(leaf)) throw invalid('sysctl name', leaf, 'expected [A-Za-z0-9_]+');
+  return `net/${family === 4 ? 'ipv4' : 'ipv6'}/conf/${dev}/${leaf}`;
+}
+
 /** Check a sysctl value (number, boolean → 1/0, or a short string of [A-Za-z0-9_.:, -]). */
 export function validateSysctlValue(v: unknown, field = 'sysctl value'): string {
   if (typeof v === 'boolean') return v ? '1' : '0';

@@ -1,6 +1,6 @@
 // netlink/ addresses, routes, neighbours and sysctl against the real kernel, plus pings across a veth.
 import test from 'ava';
-import { Kernel } from '../../netlink/index.js';
+import { confSysctlKey, Kernel } from '../../netlink/index.js';
 import { codeOf, ping, spaces } from './fixture.js';
 
 test('IPv4 and IPv6 addresses: add, replace, list, delete', async (t) => {
@@ -81,7 +81,7 @@ test('sysctl set/get inside a namespace leaves the root namespace unchanged', as
   const rootBefore = await Promise.all(keys.map((k) => root.sysctlGet(k)));
   await c.h.linkAdd({ kind: 'veth', name: 's.1', peer: { name: 's2' } });
   const want = rootBefore.map((v) => (v === '1' ? '0' : '1'));
-  await c.h.sysctlSetMany({ [keys[0]!]: want[0]!, [keys[1]!]: want[1]!, 'net/ipv6/conf/s.1/accept_ra': 0 });
+  await c.h.sysctlSetMany({ [keys[0]!]: want[0]!, [keys[1]!]: want[1]!, [confSysctlKey(6, 's.1', 'accept_ra')]: 0 });
   t.deepEqual(await Promise.all(keys.map((k) => c.h.sysctlGet(k))), want);
   t.is(await c.h.sysctlGet('net/ipv6/conf/s.1/accept_ra'), '0');
   t.is((await c.ns.exec('cat', ['/proc/sys/net/ipv4/ip_forward'])).trim(), want[0]);

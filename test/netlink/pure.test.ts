@@ -4,6 +4,7 @@ import test from 'ava';
 import {
   Batch,
   classify,
+  confSysctlKey,
   KernelError,
   parseCidr,
   parseFdb,
@@ -53,6 +54,9 @@ test('sysctl keys: only net.*, dotted or slash form; values plain', (t) => {
   for (const bad of ['kernel.hostname', 'vm.swappiness', 'net', 'net..x', 'net/ipv4/../../kernel/x', 'net.ipv4.a b', 'net/ipv4/x=1']) {
     t.is(code(() => validateSysctlKey(bad)), 'EINVAL/bad-request', bad);
   }
+  t.is(confSysctlKey(6, 'eth0.5', 'accept_ra'), 'net/ipv6/conf/eth0.5/accept_ra');
+  t.is(confSysctlKey(4, 'all', 'route_localnet'), 'net/ipv4/conf/all/route_localnet');
+  t.is(code(() => confSysctlKey(4, 'a/b', 'x')), 'EINVAL/bad-request');
   t.is(validateSysctlValue(true), '1');
   t.is(validateSysctlValue(0), '0');
   t.is(validateSysctlValue('0 2147483647'), '0 2147483647');
