@@ -159,6 +159,12 @@ function stringMap(body: Record<string, unknown>, name: string): Record<string, 
 
 /** The /NetworkDriver.* method table for one driver backend. */
 export function networkHandlers(backend: NetworkDriverBackend): Record<api.NetworkMethod, MethodHandler> {
+  return { ...networkLevel(backend), ...endpointLevel(backend) };
+}
+
+type NetworkLevel = 'GetCapabilities' | 'CreateNetwork' | 'DeleteNetwork' | 'AllocateNetwork' | 'FreeNetwork' | 'DiscoverNew' | 'DiscoverDelete';
+
+function networkLevel(backend: NetworkDriverBackend): Record<NetworkLevel, MethodHandler> {
   return {
     GetCapabilities: async () => {
       const caps = backend.capabilities;
@@ -193,6 +199,21 @@ export function networkHandlers(backend: NetworkDriverBackend): Record<api.Netwo
       if (backend.freeNetwork) await backend.freeNetwork({ networkId }, ctx);
       return EMPTY;
     },
+    DiscoverNew: async (body, ctx) => {
+      const input = parseDiscovery(body);
+      if (backend.discoverNew) await backend.discoverNew(input, ctx);
+      return EMPTY;
+    },
+    DiscoverDelete: async (body, ctx) => {
+      const input = parseDiscovery(body);
+      if (backend.discoverDelete) await backend.discoverDelete(input, ctx);
+      return EMPTY;
+    },
+  };
+}
+
+function endpointLevel(backend: NetworkDriverBackend): Record<Exclude<api.NetworkMethod, NetworkLevel>, MethodHandler> {
+  return {
     CreateEndpoint: async (body, ctx) => {
       const iface = parseInterface(body.Interface);
       const { value: options, unknown } = parseEndpointOptions(body.Options);
@@ -232,16 +253,6 @@ export function networkHandlers(backend: NetworkDriverBackend): Record<api.Netwo
     },
     RevokeExternalConnectivity: async (body, ctx) => {
       await backend.revokeExternalConnectivity(ref(body), ctx);
-      return EMPTY;
-    },
-    DiscoverNew: async (body, ctx) => {
-      const input = parseDiscovery(body);
-      if (backend.discoverNew) await backend.discoverNew(input, ctx);
-      return EMPTY;
-    },
-    DiscoverDelete: async (body, ctx) => {
-      const input = parseDiscovery(body);
-      if (backend.discoverDelete) await backend.discoverDelete(input, ctx);
       return EMPTY;
     },
   };
