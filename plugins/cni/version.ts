@@ -39,10 +39,11 @@ export function negotiateVersion(
   conf: { cniVersion?: unknown; cniVersions?: unknown },
   supported: readonly string[] = SUPPORTED_VERSIONS,
 ): string {
-  const { cniVersion, cniVersions } = conf;
-  if (cniVersion !== undefined && typeof cniVersion !== 'string') {
-    throw new CniError(ErrorCode.DecodingFailure, `cniVersion ${JSON.stringify(cniVersion)} is not a string`);
+  const { cniVersions } = conf;
+  if (conf.cniVersion !== undefined && typeof conf.cniVersion !== 'string') {
+    throw new CniError(ErrorCode.DecodingFailure, `cniVersion ${JSON.stringify(conf.cniVersion)} is not a string`);
   }
+  const cniVersion: string = conf.cniVersion ?? '';
   let candidates: string[];
   if (cniVersions === undefined) {
     candidates = [cniVersion || '0.1.0'];
@@ -55,7 +56,7 @@ export function negotiateVersion(
   const common = candidates.filter((v) => supported.includes(v)).sort(compareVersions);
   const best = common[common.length - 1];
   if (best !== undefined) return best;
-  const asked = cniVersions === undefined ? `cniVersion ${JSON.stringify(cniVersion ?? '')}` : `cniVersions ${JSON.stringify(candidates)}`;
+  const asked = cniVersions === undefined ? `cniVersion ${JSON.stringify(cniVersion)}` : `cniVersions ${JSON.stringify(candidates)}`;
   throw new CniError(ErrorCode.IncompatibleVersion, `incompatible CNI versions: unsupported ${asked}`, `plugin supports ${supported.join(', ')}`);
 }
 
