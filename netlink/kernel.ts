@@ -60,6 +60,12 @@ export class Kernel {
   }
 }
 
+/** What `ensureLink`/`ensureBridge` found or made. */
+export interface EnsureResult {
+  link: Link;
+  created: boolean;
+}
+
 /** Kinds `ensureLink` can reconcile (a veth pair has two ends: create it with `linkAdd`). */
 export type EnsurableLinkSpec = BridgeSpec | VxlanSpec | MacvlanSpec;
 
@@ -296,18 +302,24 @@ export class NetnsHandle {
   /**
    * Create a bridge/VXLAN/macvlan unless a link of that name exists; an existing one of the same
    * kind (and VNI) gets the spec's mtu/mac/master/up applied, another kind is EEXIST (conflict).
-   * Resolves true when it was created.
+   * Reads first, so the common "already there" case costs one process. Resolves with the link
+   * (its `index` is what `masterIndex` wants) and whether it was created.
    */
-  async ensureLink(spec: EnsurableLinkSpec): Promise<boolean> {
+  async ensureLink(spec: EnsurableLinkSpec): Promise<EnsureResult> {
     if (spec.netns !== undefined) throw invalid('netns', spec.netns, 'use a handle on that namespace instead');
-    try {
-      await this.linkAdd(spec);
-      return true;
-    } catch (err) {
-      if (!isExists(err)) throw err;
+    let link = await this.link(spec.name);
+    if (!link) {
+      let created = false;
+      try {
+        await this.linkAdd(spec);
+        created = true;
+      } catch (err) {
+        if (!isExists(err)) throw err; // created concurrently: reconcile below
+      }
+      link = await this.link(spec.name);
+      if (!link) throw new KernelError('EAGAIN', `link ${spec.name} vanished while being ensured`);
+      if (created) return { link, created };
     }
-    const link = await this.link(spec.name);
-    if (!link) throw new KernelError('EAGAIN', `link ${spec.name} vanished while being ensured`);
     if (link.kind !== spec.kind || (spec.kind === 'vxlan' && link.vxlan?.vni !== spec.vni)) {
       const what = spec.kind === 'vxlan' ? `vxlan ${spec.vni}` : spec.kind;
       throw new KernelError('EEXIST', `link ${spec.name} exists and is not a ${what} (${link.kind ?? 'plain'})`);
@@ -317,12 +329,13 @@ export class NetnsHandle {
     if (spec.mac !== undefined && link.mac !== spec.mac.toLowerCase()) change.mac = spec.mac;
     if (spec.master !== undefined && link.master !== spec.master) change.master = spec.master;
     if (spec.up && !link.up) change.up = true;
-    if (Object.keys(change).length > 0) await this.linkSet(spec.name, change);
-    return false;
+    if (Object.keys(change).length === 0) return { link, created: false };
+    await this.linkSet(spec.name, change);
+    return { link: (await this.link(spec.name)) ?? link, created: false };
   }
 
   /** `ensureLink` for a bridge (up by default). */
-  ensureBridge(name: string, opts: Omit<BridgeSpec, 'kind' | 'name'> = {}): Promise<boolean> {
+  ensureBridge(name: string, opts: Omit<BridgeSpec, 'kind' | 'name'> = {}): Promise<EnsureResult> {
     return this.ensureLink({ up: true, ...opts, kind: 'bridge', name });
   }
 }

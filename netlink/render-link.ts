@@ -83,6 +83,12 @@ export function linkAddArgs(spec: LinkSpec): string[] {
     if (common.netns !== undefined) throw invalid('master', common.master, 'cannot be combined with netns at creation');
     a.push('master', validateIfName(common.master, 'master'));
   }
+  if (common.masterIndex !== undefined) {
+    if (common.master !== undefined) throw invalid('masterIndex', common.masterIndex, 'give master or masterIndex, not both');
+    // iproute2 reads "if<N>" as ifindex N when no link has that name; no link name can contain
+    // '/', so "if<N>/" always means the index, whatever links the namespace running ip holds.
+    a.push('master', `if${validateInt(common.masterIndex, 1, 0x7fffffff, 'masterIndex')}/`);
+  }
   if (common.up) a.push('up');
   a.push('type', ...typeArgs(spec));
   return a;

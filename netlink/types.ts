@@ -9,8 +9,14 @@ export interface LinkCommon {
   mac?: string;
   /** Link group (1–4294967295) for mass deletion with `linkDeleteGroup`. */
   group?: number;
-  /** Enslave to this bridge at creation. */
+  /** Enslave to this bridge at creation (looked up by name in the handle's namespace). */
   master?: string;
+  /**
+   * Enslave to the bridge with this ifindex in the namespace where the link is created; unlike
+   * `master` it combines with `netns`: a container-side batch can create the host end already
+   * enslaved, so one process does the whole container interface.
+   */
+  masterIndex?: number;
   up?: boolean;
   /** Create the link inside this namespace (path) instead of the handle's. */
   netns?: string;

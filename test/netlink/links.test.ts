@@ -4,12 +4,13 @@ import { spawn } from 'node:child_process';
 import { readlinkSync, statSync } from 'node:fs';
 import test from 'ava';
 import { isNotFound, KernelError } from '../../netlink/index.js';
-import { codeOf, spaces } from './fixture.js';
+import { codeOf, ping, spaces } from './fixture.js';
 
 test('bridge + veth whose peer is created directly in the container namespace', async (t) => {
   const { h, c } = await spaces(t, 'lk', ['h', 'c']);
-  t.true(await h.h.ensureBridge('br0', { mtu: 1450 }));
-  t.false(await h.h.ensureBridge('br0', { mtu: 1450 }), 'second ensure finds it');
+  const made = await h.h.ensureBridge('br0', { mtu: 1450 });
+  t.like(made, { created: true, link: { kind: 'bridge', up: true, mtu: 1450 } });
+  t.like(await h.h.ensureBridge('br0', { mtu: 1450 }), { created: false, link: { index: made.link.index } }, 'second ensure finds it');
   await h.h.batch((b) =>
     b.linkAdd({ kind: 'veth', name: 'vethA', mtu: 1450, master: 'br0', up: true, peer: { name: 'eth0', netns: c.h.path!, mtu: 1450 } }),
   );
@@ -21,6 +22,28 @@ test('bridge + veth whose peer is created directly in the container namespace', 
   t.is(typeof eth0?.linkNetnsId, 'number', 'peer lives in another namespace');
   t.is(await h.h.link('eth0'), null, 'nothing named eth0 on the host side');
   t.regex(await h.ns.ip('link', 'show', 'master', 'br0'), /vethA@/);
+});
+
+test('one process in the container creates the host end already enslaved (masterIndex)', async (t) => {
+  const { h, c } = await spaces(t, 'lk', ['h', 'c']);
+  const br = (await h.h.ensureBridge('br0')).link;
+  await h.h.addrAdd('br0', '10.60.0.1/24');
+  // A decoy in the container named like the index must not be taken for the bridge.
+  await c.h.linkAdd({ kind: 'bridge', name: `if${br.index}` });
+  await c.h.batch((b) =>
+    b
+      .linkAdd({ kind: 'veth', name: 'vh0', netns: h.h.path!, masterIndex: br.index, up: true, mtu: 1400, peer: { name: 'eth0', mtu: 1400 } })
+      .addrAdd('eth0', '10.60.0.2/24')
+      .linkSetUp('eth0')
+      .routeAdd({ dst: 'default', via: '10.60.0.1' }),
+  );
+  t.like(await h.h.link('vh0'), { master: 'br0', up: true, mtu: 1400 });
+  t.like(await c.h.link('eth0'), { up: true, mtu: 1400 });
+  t.is((await c.h.routes({ family: 4 })).find((r) => r.dst === 'default')?.via, '10.60.0.1');
+  t.true(await ping(c.ns, '10.60.0.1'));
+  // Drift is repaired: ensure brings a downed bridge back up with the wanted MTU.
+  await h.h.linkSetDown('br0');
+  t.like(await h.h.ensureBridge('br0', { mtu: 1400 }), { created: false, link: { up: true, mtu: 1400 } });
 });
 
 test('MTU, MAC, up/down, master release and rename', async (t) => {

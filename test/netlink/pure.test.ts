@@ -68,6 +68,7 @@ test('batch renders iproute2 lines in order, one tool per command', (t) => {
     .linkAdd({ kind: 'veth', name: 'vethA', mtu: 1450, master: 'br0', up: true, group: 9, peer: { name: 'eth0', netns: '/proc/42/ns/net', mtu: 1450 } })
     .linkAdd({ kind: 'vxlan', name: 'vx42', vni: 42, local: '192.0.2.1', dev: 'eth1', mtu: 1450 })
     .linkAdd({ kind: 'macvlan', name: 'mv0', parent: 'eth1', netns: '/var/run/netns/c' })
+    .linkAdd({ kind: 'veth', name: 'vh', netns: '/proc/1/ns/net', masterIndex: 7, up: true, peer: { name: 'eth0' } })
     .linkSet('eth0', { up: false, name: 'eth9', mac: '02:00:00:00:00:01' })
     .linkSet('br0', { master: null, netns: '/var/run/netns/c' })
     .bridgePortSet('vethA', { hairpin: true, learning: false })
@@ -83,6 +84,7 @@ test('batch renders iproute2 lines in order, one tool per command', (t) => {
       'ip link add name vethA mtu 1450 group 9 master br0 up type veth peer name eth0 mtu 1450 netns /proc/42/ns/net',
       'ip link add name vx42 mtu 1450 type vxlan id 42 local 192.0.2.1 dstport 4789 nolearning dev eth1',
       'ip link add link eth1 name mv0 netns /var/run/netns/c type macvlan mode bridge',
+      'ip link add name vh netns /proc/1/ns/net master if7/ up type veth peer name eth0',
       'ip link set dev eth0 down',
       'ip link set dev eth0 name eth9 address 02:00:00:00:00:01',
       'ip link set dev br0 nomaster',
