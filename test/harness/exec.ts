@@ -32,6 +32,8 @@ export function tryRun(cmd: string, args: string[], opts: RunOptions = {}): Prom
       clearTimeout(timer);
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
+    // A child that exits without reading stdin must not crash the test process with EPIPE.
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
 }
