@@ -6,6 +6,7 @@ import { parseAttachmentOptions, parseCniArgs, STANDARD_ARG_KEYS, type Attachmen
 import { CNI_NAME, parseEnv, type CniEnv } from './env.js';
 import { CniError, ErrorCode, invalidEnv, toCniError } from './errors.js';
 import { readStdinBriefly, versionAnswer } from './fast-entry.js';
+import { cniVars, handOff } from './handoff.js';
 import { CURRENT_VERSION, SUPPORTED_VERSIONS, negotiateVersion, parseResult, toWireResult, versionAtLeast } from './version.js';
 import type { CniCommand, GcAttachment, NetConf, Result } from './types.js';
 
@@ -51,7 +52,23 @@ export interface PluginSpec {
   versions?: readonly string[];
   /** CNI_ARGS keys beyond STANDARD_ARG_KEYS that this plugin accepts. */
   knownArgs?: readonly string[];
-  handlers: PluginHandlers;
+  /**
+   * The verbs, or a loader for them: a loader is called only when the invocation is not
+   * handed to the daemon, so the store and driver modules stay unloaded otherwise.
+   */
+  handlers: PluginHandlers | (() => Promise<PluginHandlers>);
+  /**
+   * The daemon socket to hand this request to (e.g. `conf.daemonSocket` or the default),
+   * or undefined to run locally. With no daemon listening, the handlers run here.
+   */
+  daemonSocket?(req: CniRequest): string | undefined;
+  /** Longest wait for the daemon's answer (default 30 s) → CniError 11. */
+  handOffTimeoutMs?: number;
+}
+
+/** The handlers of a spec, loading them when given as a loader. */
+export async function loadHandlers(spec: Pick<PluginSpec, 'handlers'>): Promise<PluginHandlers> {
+  return typeof spec.handlers === 'function' ? spec.handlers() : spec.handlers;
 }
 
 /** The process edges, injectable for tests and for a daemon serving requests. */
@@ -190,7 +207,7 @@ export async function runCni(spec: PluginSpec, io: CniIo): Promise<number> {
       // Configuring our own namespace would rename or delete the host's interfaces.
       throw invalidEnv('CNI_NETNS', env.netns, "is the plugin's own network namespace");
     }
-    const result = await dispatch(req, spec.handlers);
+    const result = await execute(spec, req, io.env);
     if (req.command === 'ADD') io.stdout.write(JSON.stringify(toWireResult(result ?? {}, req.cniVersion)) + '\n');
     return 0;
   } catch (err) {
@@ -198,6 +215,16 @@ export async function runCni(spec: PluginSpec, io: CniIo): Promise<number> {
     io.stdout.write(JSON.stringify(e.toWire(errVersion)) + '\n');
     return 1;
   }
+}
+
+/** Hand the request to the daemon when the spec names a socket and one listens; else run here. */
+async function execute(spec: PluginSpec, req: CniRequest, env: NodeJS.ProcessEnv): Promise<Result | undefined> {
+  const socket = spec.daemonSocket?.(req);
+  if (socket) {
+    const outcome = await handOff(socket, { plugin: spec.name, env: cniVars(env), stdin: req.stdin }, spec.handOffTimeoutMs);
+    if (outcome.handled) return outcome.result;
+  }
+  return dispatch(req, await loadHandlers(spec));
 }
 
 /** The config's own cniVersion when it is one we speak (used to label early errors). */
