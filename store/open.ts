@@ -39,5 +39,6 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
     }
     return SqliteStore.open(target.file, opts.sqlite);
   }
-  throw new StoreError('unavailable', `${target.description}: the etcd backend is not built yet`, { retryable: false });
+  const { EtcdStore } = await import('./etcd.js');
+  return EtcdStore.connect(target.config, { description: target.description, log: opts.log });
 }
