@@ -212,6 +212,8 @@ export async function runCni(spec: PluginSpec, io: CniIo): Promise<number> {
     return 0;
   } catch (err) {
     const e = toCniError(err);
+    // An unclassified failure is a bug somewhere: keep its stack for the runtime's log.
+    if (e.code === ErrorCode.Internal && err instanceof Error && err.stack) io.stderr.write(`${spec.name}: ${err.stack}\n`);
     io.stdout.write(JSON.stringify(e.toWire(errVersion)) + '\n');
     return 1;
   }
