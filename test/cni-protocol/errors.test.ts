@@ -4,16 +4,7 @@ import { CniError, toCniError } from '../../plugins/cni/errors.js';
 import { assignInterface, extendResult } from '../../plugins/cni/result.js';
 import { IpamError } from '../../ipam/errors.js';
 import { StoreError } from '../../store/errors.js';
-
-// The shape of netlink/errors.ts KernelError (errno-like `code`, `details` object).
-class KernelError extends Error {
-  readonly kind = 'internal';
-  readonly retryable = false;
-  constructor(readonly code: string, message: string, readonly details: { stderr?: string; field?: string; value?: unknown } = {}) {
-    super(message);
-  }
-}
-const invalid = (field: string, value: unknown, why: string) => new KernelError('EINVAL', `invalid ${field} ${JSON.stringify(value)}: ${why}`, { field, value });
+import { KernelError, invalid } from '../../netlink/errors.js';
 
 function internal(code: string | undefined, kind: string, retryable: boolean, message = 'boom'): Error {
   return Object.assign(new Error(message), { code, kind, retryable });
