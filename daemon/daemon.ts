@@ -1,0 +1,113 @@
+// The composition root: opens the store, registers this host under a liveness lease,
+// serves the local API, and stops cleanly on request. Stopping never tears down the
+// data plane: links and rules stay, and a restart reconciles from the store.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { keys } from '../store/keys.js';
+import { openStore } from '../store/open.js';
+import type { Lease, Store } from '../store/types.js';
+import type { DaemonConfig } from './config.js';
+import { startLocalApi, type LocalApi } from './local-api.js';
+import type { Logger } from './log.js';
+
+export const VERSION = '0.1.0';
+
+/** Seconds a host stays registered after its daemon stops renewing. */
+export const HOST_LEASE_TTL = 10;
+
+/** What a host record holds (keys.host(id)). */
+export interface HostRecord {
+  id: string;
+  advertise: string | null;
+  version: string;
+  pid: number;
+  startedAt: string;
+}
+
+export interface DaemonDeps {
+  /** The advertise address when not configured (undefined: this host works alone). */
+  detectAdvertise: () => Promise<string | undefined>;
+}
+
+export class Daemon {
+  private store?: Store;
+  private lease?: Lease;
+  private api?: LocalApi;
+  private advertise: string | null = null;
+  private readonly startedAt = new Date().toISOString();
+  private stopping = false;
+
+  constructor(
+    private readonly cfg: DaemonConfig,
+    private readonly log: Logger,
+    private readonly deps: DaemonDeps,
+  ) {}
+
+  /** Start every part; on failure, whatever was started is stopped again. */
+  async start(): Promise<void> {
+    try {
+      this.makeDirs();
+      this.advertise = this.cfg.advertise ?? (await this.deps.detectAdvertise()) ?? null;
+      if (!this.advertise) this.log.warn('no advertise address found: this host works alone (no overlay peers)');
+      this.store = await openStore(this.cfg.store);
+      this.log.info({ store: this.store.description }, 'store opened');
+      await this.register();
+      this.api = await startLocalApi({ socket: this.cfg.socket, log: this.log, status: () => this.status() });
+      this.log.info({ socket: this.cfg.socket, advertise: this.advertise }, 'daemon ready');
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  /** Stop serving and release the store; the lease is left to expire, not revoked. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await this.api?.close();
+    // Not revoked: peers keep this host's data plane for the lease's lifetime, so a
+    // quick restart (upgrade, crash) does not interrupt traffic (DESIGN.md "State").
+    this.lease?.release();
+    await this.store?.close();
+    this.log.info('daemon stopped');
+  }
+
+  private makeDirs(): void {
+    mkdirSync(this.cfg.stateDir, { recursive: true, mode: 0o755 });
+    mkdirSync(this.cfg.pluginDir, { recursive: true, mode: 0o755 });
+    mkdirSync(dirname(this.cfg.socket), { recursive: true, mode: 0o755 });
+  }
+
+  private status() {
+    return {
+      hostId: this.cfg.hostId,
+      advertise: this.advertise,
+      store: this.store?.description ?? this.cfg.store,
+      version: VERSION,
+      pid: process.pid,
+      startedAt: this.startedAt,
+    };
+  }
+
+  /** Write hosts/<id> under a fresh lease and keep it alive; re-register if it is lost. */
+  private async register(): Promise<void> {
+    const store = this.store!;
+    const lease = await store.lease(HOST_LEASE_TTL);
+    const record: HostRecord = {
+      id: this.cfg.hostId,
+      advertise: this.advertise,
+      version: VERSION,
+      pid: process.pid,
+      startedAt: this.startedAt,
+    };
+    await store.put(keys.host(this.cfg.hostId), JSON.stringify(record), { lease: lease.id });
+    lease.keepAlive();
+    lease.onLost((err) => {
+      if (this.stopping) return;
+      this.log.warn({ err: err.message }, 'host lease lost; registering again');
+      this.register().catch((e: Error) => this.log.error({ err: e.message }, 'host registration failed'));
+    });
+    this.lease = lease;
+    this.log.info({ hostId: this.cfg.hostId, ttl: HOST_LEASE_TTL }, 'host registered');
+  }
+}

@@ -1,0 +1,104 @@
+// Start `tsoverlay daemon` (from source, through tsx) inside a test namespace with its
+// own state dir, store, plugin dir and socket; stop() sends SIGTERM and waits.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const CLI = join(ROOT, 'bin', 'tsoverlay.ts');
+
+export interface DaemonHandle {
+  dir: string;
+  stateDir: string;
+  store: string;
+  pluginDir: string;
+  socket: string;
+  child: ChildProcess;
+  /** Every log line so far (JSON lines from pino). */
+  logs: string[];
+  /** Resolves with the first log record whose msg matches. */
+  waitForLog(msg: string | RegExp, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** SIGTERM and wait for exit (SIGKILL after timeoutMs); resolves with the exit code. */
+  stop(timeoutMs?: number): Promise<number | null>;
+  /** Stop and remove the temp dir (unless keepDir). */
+  cleanup(): Promise<void>;
+}
+
+/** Run `node --import=tsx bin/tsoverlay.ts ARGS` (optionally inside a namespace). */
+export function spawnCli(args: string[], netnsPath?: string): ChildProcess {
+  const node = [process.execPath, '--import=tsx', CLI, ...args];
+  const argv = netnsPath ? ['nsenter', `--net=${netnsPath}`, '--', ...node] : node;
+  return spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export async function startDaemon(opts: { netnsPath?: string; hostId?: string; extraArgs?: string[]; store?: string; dir?: string } = {}): Promise<DaemonHandle> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'tso-daemon-'));
+  const stateDir = join(dir, 'state');
+  const store = opts.store ?? `sqlite://${join(stateDir, 'store.db')}`;
+  const pluginDir = join(dir, 'plugins');
+  const socket = join(dir, 'run', 'tsoverlay.sock');
+  const args = ['daemon', '--state-dir', stateDir, '--store', store, '--plugin-dir', pluginDir, '--socket', socket];
+  if (opts.hostId) args.push('--host-id', opts.hostId);
+  args.push(...(opts.extraArgs ?? []));
+  const child = spawnCli(args, opts.netnsPath);
+  const logs: string[] = [];
+  const waiters: { re: RegExp; resolve: (r: Record<string, unknown>) => void }[] = [];
+  let buf = '';
+  const onLine = (line: string) => {
+    logs.push(line);
+    let rec: Record<string, unknown>;
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      return;
+    }
+    for (const w of [...waiters]) {
+      if (w.re.test(String(rec.msg))) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(rec);
+      }
+    }
+  };
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    const lines = (buf + d).split('\n');
+    buf = lines.pop() ?? '';
+    lines.forEach(onLine);
+  });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => logs.push(d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  const handle: DaemonHandle = {
+    dir,
+    stateDir,
+    store,
+    pluginDir,
+    socket,
+    child,
+    logs,
+    waitForLog(msg, timeoutMs = 20_000) {
+      const re = typeof msg === 'string' ? new RegExp(`^${msg}$`) : msg;
+      const seen = logs.map((l) => { try { return JSON.parse(l); } catch { return undefined; } }).find((r) => r && re.test(String(r.msg)));
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no log "${re}" within ${timeoutMs} ms; logs:\n${logs.join('\n')}`)), timeoutMs);
+        exited.then((code) => reject(new Error(`daemon exited (${code}) before log "${re}"; logs:\n${logs.join('\n')}`)));
+        waiters.push({ re, resolve: (r) => { clearTimeout(timer); resolve(r); } });
+      });
+    },
+    async stop(timeoutMs = 10_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+    async cleanup() {
+      await handle.stop();
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return handle;
+}
