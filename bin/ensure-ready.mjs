@@ -79,7 +79,7 @@ function ensureBuild() {
   const sources = Math.max(...SOURCE_DIRS.map((d) => newest(join(root, d))), mtime(join(root, 'tsconfig.json')));
   // tsc rewrites every output, so the newest file in dist/ dates the last build.
   if (newest(join(root, 'dist')) >= sources && existsSync(join(root, 'dist', 'bin', 'tsoverlay.js'))) return;
-  runOrDie(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
+  runOrDie('npm', ['run', 'build']);
 }
 
 if (wantTest) ensureSystemPackages();
