@@ -1,0 +1,98 @@
+// Spawning the firewall tools (iptables-restore/-save, conntrack, sysctl, ss) in a target
+// network namespace: `nsenter --net=<path> -- tool …` when a path is given, else directly.
+// Argument arrays only, bounded time, stdin for bulk input; failures become ProxyError.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { ProxyError } from './errors.js';
+
+export type ToolName =
+  | 'iptables-restore'
+  | 'iptables-save'
+  | 'ip6tables-restore'
+  | 'ip6tables-save'
+  | 'conntrack'
+  | 'sysctl'
+  | 'ss'
+  | 'ip'
+  | 'iptables'
+  | 'ip6tables';
+
+export interface ToolResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const SEARCH_DIRS = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+
+function find(name: string): string {
+  return SEARCH_DIRS.map((d) => `${d}/${name}`).find((p) => existsSync(p)) ?? name;
+}
+
+/** Runs tools inside one network namespace (undefined = the caller's own). */
+export class NetnsTools {
+  private readonly paths = new Map<string, string>();
+
+  /**
+   * @param netnsPath e.g. /var/run/netns/h1; undefined runs in this process's namespace.
+   * @param timeoutMs per spawned process.
+   */
+  constructor(
+    readonly netnsPath?: string,
+    private readonly timeoutMs = 30_000,
+  ) {
+    if (netnsPath !== undefined && !/^\/[A-Za-z0-9_./@:-]+$/.test(netnsPath)) {
+      throw new ProxyError('invalid-name', `netns path ${JSON.stringify(netnsPath)} is not an absolute path`);
+    }
+  }
+
+  private bin(tool: string): string {
+    let p = this.paths.get(tool);
+    if (!p) this.paths.set(tool, (p = find(tool)));
+    return p;
+  }
+
+  /** The argv that runs `tool args` in the namespace. */
+  argv(tool: ToolName, args: readonly string[]): string[] {
+    const bin = this.bin(tool);
+    return this.netnsPath === undefined ? [bin, ...args] : [this.bin('nsenter'), `--net=${this.netnsPath}`, '--', bin, ...args];
+  }
+
+  /** Run and collect; never throws for a non-zero exit (only when the tool cannot be spawned). */
+  tryRun(tool: ToolName, args: readonly string[], input?: string): Promise<ToolResult> {
+    const argv = this.argv(tool, args);
+    return new Promise((resolve, reject) => {
+      const child = spawn(argv[0]!, argv.slice(1), {
+        stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        env: { ...process.env, LC_ALL: 'C' },
+      });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout!.on('data', (d: Buffer) => out.push(d));
+      child.stderr!.on('data', (d: Buffer) => err.push(d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), this.timeoutMs);
+      child.on('error', (e) => {
+        clearTimeout(timer);
+        reject(new ProxyError('iptables-failed', `cannot run ${argv[0]}: ${e.message}`, { cause: e }));
+      });
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+      });
+      if (input !== undefined) {
+        child.stdin!.on('error', () => {});
+        child.stdin!.end(input);
+      }
+    });
+  }
+
+  /** Run; resolve with stdout or throw ProxyError('iptables-failed') carrying the tool's message. */
+  async run(tool: ToolName, args: readonly string[], input?: string): Promise<string> {
+    const r = await this.tryRun(tool, args, input);
+    if (r.code === 0) return r.stdout;
+    const where = this.netnsPath ? ` in ${this.netnsPath}` : '';
+    // A busy xtables lock or a concurrent nft transaction may clear up: retryable.
+    const retryable = /resource temporarily unavailable|another app is currently holding the xtables lock/i.test(r.stderr);
+    throw new ProxyError('iptables-failed', `${tool}${where} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`, { retryable });
+  }
+}
