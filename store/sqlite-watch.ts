@@ -1,6 +1,8 @@
 // Watches over the SQLite events log: one poller per connection reads new event rows
-// (woken at once by local commits, by PRAGMA data_version for other processes' commits)
+// (woken at once by local commits; other processes' commits wake it through inotify on the
+// WAL file, with a PRAGMA data_version poll as the fallback)
 // and hands each watcher its prefix's events in id order, exactly once.
+import { watch as watchFile, type FSWatcher } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
 import { prefixEnd } from './range-end.js';
@@ -25,8 +27,10 @@ interface Entry {
 export class SqliteWatchHub {
   private readonly entries = new Set<Entry>();
   private timer: NodeJS.Timeout | undefined;
+  private walWatcher: FSWatcher | undefined;
   private dataVersion = -1;
   private poked = false;
+  private woken = false;
   private closed = false;
   private readonly byRange: Database.Statement<[number, number, number, string, string], EventRow>;
   private readonly byStart: Database.Statement<[number, number, number, string], EventRow>;
@@ -35,6 +39,8 @@ export class SqliteWatchHub {
     private readonly db: Database.Database,
     private readonly st: Statements,
     private readonly pollMs: number,
+    /** The WAL file to watch for other processes' commits (none for in-memory databases). */
+    private readonly walFile?: string,
   ) {
     this.byRange = db.prepare(
       'SELECT * FROM events WHERE id > ? AND id <= ? AND revision >= ? AND key >= ? AND key < ? ORDER BY id',
@@ -87,11 +93,31 @@ export class SqliteWatchHub {
   private ensureTimer(): void {
     if (this.timer || this.closed) return;
     this.timer = setInterval(() => this.poll(false), this.pollMs);
+    if (this.walFile) {
+      try {
+        this.walWatcher = watchFile(this.walFile, { persistent: false }, () => this.wake());
+        this.walWatcher.on('error', () => this.walWatcher?.close());
+      } catch {
+        // no WAL file yet or no inotify: the poll timer alone
+      }
+    }
   }
 
   private stopTimer(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.walWatcher?.close();
+    this.walWatcher = undefined;
+  }
+
+  /** Something wrote the WAL: poll soon, if the commit came from another connection. */
+  private wake(): void {
+    if (this.woken || this.entries.size === 0 || this.closed) return;
+    this.woken = true;
+    setImmediate(() => {
+      this.woken = false;
+      this.poll(false);
+    });
   }
 
   private poll(fromPoke: boolean): void {
@@ -101,8 +127,8 @@ export class SqliteWatchHub {
     try {
       const dv = this.db.pragma('data_version', { simple: true }) as number;
       if (!fromPoke && dv === this.dataVersion) return;
-      this.dataVersion = dv;
       batches = this.db.transaction(() => this.collect())();
+      this.dataVersion = dv;
     } catch {
       return; // a busy or closing database: the next tick retries from the same position
     }

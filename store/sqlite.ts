@@ -13,7 +13,10 @@ import type { Compare, KeyValue, Lease, Op, RangeOptions, RangeResult, Store, Tx
 export interface SqliteStoreOptions {
   /** Wait this long for another process's write lock before failing retryable (default 5000). */
   busyTimeoutMs?: number;
-  /** Watch poll period for other processes' commits (default 10 ms; local commits wake at once). */
+  /**
+   * Fallback poll period for other processes' commits (default 20 ms); local commits, and other
+   * processes' commits seen through inotify on the WAL file, wake watchers at once.
+   */
   pollMs?: number;
   /** How often this process looks for expired leases (default 250 ms). */
   sweepMs?: number;
@@ -38,7 +41,7 @@ export class SqliteStore implements Store {
   ) {
     this.description = `sqlite://${file}`;
     this.st = prepareStatements(db);
-    this.hub = new SqliteWatchHub(db, this.st, opts.pollMs ?? 10);
+    this.hub = new SqliteWatchHub(db, this.st, opts.pollMs ?? 20, `${file}-wal`);
     this.retain = opts.retainRevisions ?? 100_000;
     this.sweeper = setInterval(() => this.sweep(), opts.sweepMs ?? 250);
     this.sweeper.unref();

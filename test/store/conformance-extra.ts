@@ -37,6 +37,10 @@ export function registerExtraConformance(name: string, target: ConformanceTarget
   test(`${name}: concurrent CAS from several processes: one creator, no lost increment`, async (t) => {
     const url = await target.url();
     const p = uniquePrefix('cas');
+    const watcher = await openFor(t, target);
+    const seen: WatchEvent[] = [];
+    const w = await watcher.watch(`${p}counter`, (e) => seen.push(e));
+    t.teardown(() => w.cancel());
     const startAt = String(Date.now() + 2500); // after every child has loaded
     const results = await Promise.all(
       Array.from({ length: target.casWorkers }, (_, i) =>
@@ -52,6 +56,8 @@ export function registerExtraConformance(name: string, target: ConformanceTarget
     const counter = await s.get(`${p}counter`);
     t.is(counter?.value, String(total), 'final value = successful increments');
     t.is(counter?.version, total);
+    await waitFor(seen, (e) => e.length >= total, 10_000, 'every increment on the watch');
+    t.deepEqual(seen.map((e) => e.value), Array.from({ length: total }, (_, i) => String(i + 1)), 'the watch saw each increment once, in order');
     t.log(`conflicts: ${results.map((r) => r.conflicts).join(', ')}; retries: ${results.map((r) => r.retries).join(', ')}`);
   });
 

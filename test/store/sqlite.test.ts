@@ -65,3 +65,20 @@ test('sqlite: a lease that expired before its keep-alive is reported lost', asyn
   lease.keepAlive();
   t.like(await lost, { code: 'lease-lost' });
 });
+
+test('sqlite: another connection\'s commit wakes a watcher through the WAL file, not the poll', async (t) => {
+  const file = join(dir, 'wake.db');
+  const watcher = SqliteStore.open(file, { pollMs: 60_000 });
+  const writer = SqliteStore.open(file);
+  t.teardown(() => Promise.all([watcher.close(), writer.close()]));
+  const p = uniquePrefix('wake');
+  const events: WatchEvent[] = [];
+  const w = await watcher.watch(p, (e) => events.push(e));
+  t.teardown(() => w.cancel());
+  const t0 = performance.now();
+  await writer.put(`${p}k`, 'v');
+  await waitFor(events, (e) => e.length === 1, 2000, 'the event');
+  const ms = performance.now() - t0;
+  t.log(`delivered in ${ms.toFixed(2)} ms`);
+  t.true(ms < 500);
+});
