@@ -1,0 +1,180 @@
+// Process and cgroup bookkeeping for engines the harness starts: find every process
+// of one private mount namespace (plus descendants), kill them by pid, remove a
+// cgroup tree. Reads Linux /proc and /sys/fs/cgroup directly; synchronous variants
+// exist for `process.on('exit')`, where nothing asynchronous runs.
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { HarnessError } from './harness-error.js';
+
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  /** One-letter state from /proc/PID/stat ('Z' = zombie). */
+  state: string;
+  /** Start time in clock ticks since boot: with the pid, identifies one process. */
+  startTime: string;
+}
+
+/** /proc/PID/stat of one process, or undefined when it is gone. */
+export function readProc(pid: number): ProcInfo | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // comm (field 2) is in parentheses and may hold spaces: split after the last ')'.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { pid, state: rest[0] ?? '?', ppid: Number(rest[1]), startTime: rest[19] ?? '' };
+}
+
+/** The mount namespace link of a process ("mnt:[4026532396]"), or undefined. */
+export function mountNsOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/mnt`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when pid runs (a zombie counts as gone). With startTime, also guards against pid reuse. */
+export function isAlive(pid: number, startTime?: string): boolean {
+  const p = readProc(pid);
+  if (!p || p.state === 'Z') return false;
+  return startTime === undefined || p.startTime === startTime;
+}
+
+function allProcs(): ProcInfo[] {
+  const out: ProcInfo[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const p = readProc(Number(name));
+    if (p) out.push(p);
+  }
+  return out;
+}
+
+/**
+ * Live pids whose mount namespace is `mntNs`, plus all their descendants.
+ * Containers run in namespaces of their own but stay children of the shim or
+ * conmon, which live in the engine's namespace: the descendant walk finds them.
+ */
+export function namespaceMembers(mntNs: string): number[] {
+  const procs = allProcs().filter((p) => p.state !== 'Z');
+  const children = new Map<number, number[]>();
+  for (const p of procs) {
+    const list = children.get(p.ppid) ?? [];
+    list.push(p.pid);
+    children.set(p.ppid, list);
+  }
+  const found = new Set<number>();
+  const queue = procs.filter((p) => mountNsOf(p.pid) === mntNs).map((p) => p.pid);
+  while (queue.length > 0) {
+    const pid = queue.pop()!;
+    if (found.has(pid) || pid === process.pid) continue;
+    found.add(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return [...found];
+}
+
+/** Send a signal to each pid; a pid that is already gone is not an error. */
+export function signalPids(pids: number[], signal: NodeJS.Signals = 'SIGKILL'): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // ESRCH: already gone.
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** SIGKILL every member of the mount namespace until none is left (bounded). */
+export async function killNamespace(mntNs: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pids = namespaceMembers(mntNs);
+    if (pids.length === 0) return;
+    if (Date.now() > deadline) {
+      throw new HarnessError('harness-kill-timeout', 'internal', `pids ${pids.join(',')} of ${mntNs} survive SIGKILL`);
+    }
+    signalPids(pids);
+    await sleep(50);
+  }
+}
+
+/** One synchronous SIGKILL pass over the namespace (for exit hooks). */
+export function killNamespaceSync(mntNs: string): void {
+  signalPids(namespaceMembers(mntNs));
+}
+
+const CGROUP_NAME = /^tsot-[a-z0-9-]{1,40}$/;
+
+/** `/sys/fs/cgroup/<hierarchy>/<name>` for every mounted cgroup (v1 or v2) hierarchy holding it. */
+export function cgroupDirs(name: string): string[] {
+  if (!CGROUP_NAME.test(name)) {
+    throw new HarnessError('harness-bad-cgroup', 'bad-request', `cgroup name ${JSON.stringify(name)} must match ${CGROUP_NAME}`);
+  }
+  const dirs: string[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [pre, post] = line.split(' - ');
+    const fstype = post?.split(' ')[0];
+    if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
+    const dir = join(pre!.split(' ')[4]!, name);
+    if (existsSync(dir)) dirs.push(dir);
+  }
+  return dirs;
+}
+
+function subdirsDeepestFirst(dir: string): string[] {
+  const out: string[] = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+  } catch {
+    return out;
+  }
+  for (const e of entries) out.push(...subdirsDeepestFirst(join(dir, e)));
+  out.push(dir);
+  return out;
+}
+
+/** One pass: kill what runs in the tree, rmdir what is empty. True when all is gone. */
+export function removeCgroupTreeSync(name: string): boolean {
+  let clean = true;
+  for (const top of cgroupDirs(name)) {
+    for (const dir of subdirsDeepestFirst(top)) {
+      try {
+        const pids = readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+        signalPids(pids);
+        rmdirSync(dir);
+      } catch {
+        clean = false;
+      }
+    }
+  }
+  return clean;
+}
+
+/** Kill every process in the cgroup tree `name` and remove it from every hierarchy (bounded). */
+export async function removeCgroupTree(name: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!removeCgroupTreeSync(name)) {
+    if (Date.now() > deadline) {
+      throw new HarnessError('harness-cgroup-busy', 'internal', `cgroup ${name} still busy: ${cgroupDirs(name).join(', ')}`, true);
+    }
+    await sleep(50);
+  }
+}
+
+/** Mount points (as the calling process sees them) at or below `dir`. */
+export function mountsUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const target = line.split(' ')[4];
+    if (target && (target === dir || target.startsWith(`${dir}/`))) out.push(target);
+  }
+  return out;
+}
