@@ -69,7 +69,9 @@ function parseEtcd(url: string, rest: string, tls: boolean): StoreTarget {
     if (!hm || Number(hm[2]) < 1 || Number(hm[2]) > 65535) throw bad(url, `"${h}" is not host:port`);
   }
   const prefix = path === '' ? '' : `/${path}`.replace(/\/$/, '');
-  if (prefix !== '' && !PREFIX.test(prefix)) throw bad(url, `bad prefix "${prefix}"`);
+  if (prefix !== '' && (!PREFIX.test(prefix) || prefix.split('/').some((seg) => seg === '.' || seg === '..'))) {
+    throw bad(url, `bad prefix "${prefix}" (segments of A-Z a-z 0-9 . _ ~ : @ = + -, no "." or "..")`);
+  }
   const cfg: EtcdConfig = { endpoints: [], prefix };
   const params = new URLSearchParams(query);
   const tlsOpts: NonNullable<EtcdConfig['tls']> = {};

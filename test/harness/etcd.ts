@@ -2,10 +2,13 @@
 // loopback ports, data in a temp dir (tmpfs when available), short election timeouts.
 // Cleanup ends only the PIDs it started and removes only the directory it made.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { makeTlsFiles, type TlsFiles } from './etcd-tls.js';
 
 export interface EtcdClusterOptions {
   /** Number of members (default 3). */
@@ -21,6 +24,8 @@ export interface EtcdClusterOptions {
   startTimeoutMs?: number;
   /** etcd binary (default /usr/bin/etcd). */
   binary?: string;
+  /** Serve clients over TLS with client-certificate auth (throw-away CA made with openssl). */
+  tls?: boolean;
 }
 
 export interface EtcdMember {
@@ -41,8 +46,10 @@ export interface EtcdMember {
 export interface EtcdCluster {
   /** Client URLs (http://127.0.0.1:port). */
   readonly endpoints: string[];
-  /** Store URL for openStore: etcd://127.0.0.1:p1,127.0.0.1:p2,… */
+  /** Store URL for openStore: etcd://127.0.0.1:p1,127.0.0.1:p2,… (etcds://…?ca=&cert=&key= with tls). */
   readonly url: string;
+  /** The certificate files, when started with tls. */
+  readonly tls?: TlsFiles;
   readonly members: EtcdMember[];
   readonly dir: string;
   /** The current leader (asks the running members). */
@@ -66,19 +73,36 @@ export function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function getJson(url: string, body?: unknown, timeoutMs = 1000): Promise<unknown> {
-  const res = await fetch(url, {
-    method: body === undefined ? 'GET' : 'POST',
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
+/** GET (or POST body) url and parse JSON; https uses the cluster's CA and client cert. */
+function getJson(url: string, tls: TlsFiles | undefined, body?: unknown, timeoutMs = 1000): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const https = url.startsWith('https:');
+    const opts = {
+      method: body === undefined ? 'GET' : 'POST',
+      timeout: timeoutMs,
+      ...(https && tls ? { servername: '', ca: readFileSync(tls.caFile), cert: readFileSync(tls.clientCertFile), key: readFileSync(tls.clientKeyFile) } : {}),
+    };
+    const req = (https ? httpsRequest : httpRequest)(url, opts, (res) => {
+      let data = '';
+      res.setEncoding('utf8').on('data', (d: string) => (data += d));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(data));
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
-  return res.json();
 }
 
 /** True when the member at clientUrl reports healthy (it has a leader). */
-export async function healthy(clientUrl: string): Promise<boolean> {
+export async function healthy(clientUrl: string, tls?: TlsFiles): Promise<boolean> {
   try {
-    const h = (await getJson(`${clientUrl}/health`)) as { health?: string };
+    const h = (await getJson(`${clientUrl}/health`, tls)) as { health?: string };
     return h.health === 'true';
   } catch {
     return false;
@@ -97,6 +121,7 @@ class Member implements EtcdMember {
     private readonly binary: string,
     private readonly logFile: string,
     private readonly startTimeoutMs: number,
+    private readonly tls: TlsFiles | undefined,
   ) {}
 
   get pid(): number | undefined {
@@ -124,7 +149,7 @@ class Member implements EtcdMember {
     const end = Date.now() + this.startTimeoutMs;
     while (Date.now() < end) {
       if (!this.child) throw new Error(`etcd member ${this.name} exited during start; see ${this.logFile}`);
-      if (await healthy(this.clientUrl)) return;
+      if (await healthy(this.clientUrl, this.tls)) return;
       await sleep(50);
     }
     throw new Error(`etcd member ${this.name} not healthy within ${this.startTimeoutMs} ms; see ${this.logFile}`);
@@ -169,10 +194,18 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
   const ownDir = opts.dir === undefined;
   const dir = opts.dir ?? defaultDir();
   mkdirSync(dir, { recursive: true });
+  let tls: TlsFiles | undefined;
+  if (opts.tls) {
+    mkdirSync(join(dir, 'tls'), { recursive: true });
+    tls = await makeTlsFiles(join(dir, 'tls'));
+  }
   const ports = await Promise.all(Array.from({ length: n * 2 }, () => freePort()));
   const names = Array.from({ length: n }, (_, i) => `m${i}`);
   const peer = (i: number) => `http://127.0.0.1:${ports[2 * i + 1]}`;
-  const client = (i: number) => `http://127.0.0.1:${ports[2 * i]}`;
+  const client = (i: number) => `${tls ? 'https' : 'http'}://127.0.0.1:${ports[2 * i]}`;
+  const tlsArgs = tls
+    ? [`--cert-file=${tls.serverCertFile}`, `--key-file=${tls.serverKeyFile}`, `--trusted-ca-file=${tls.caFile}`, '--client-cert-auth=true']
+    : [];
   const initialCluster = names.map((nm, i) => `${nm}=${peer(i)}`).join(',');
   const token = `tsot-${process.pid}-${Date.now()}`;
   const members = names.map((name, i) => {
@@ -192,8 +225,9 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
       '--logger=zap',
       '--log-outputs=stderr',
       '--log-level=warn',
+      ...tlsArgs,
     ];
-    return new Member(name, client(i), peer(i), args, opts.binary ?? '/usr/bin/etcd', join(dir, `${name}.log`), opts.startTimeoutMs ?? 20_000);
+    return new Member(name, client(i), peer(i), args, opts.binary ?? '/usr/bin/etcd', join(dir, `${name}.log`), opts.startTimeoutMs ?? 20_000, tls);
   });
   // If the test process dies abruptly, do not leave our etcd members behind.
   const onExit = () => members.forEach((m) => m.killNow());
@@ -201,10 +235,11 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
   let stopped = false;
   const cluster: EtcdCluster = {
     endpoints: members.map((m) => m.clientUrl),
-    url: `etcd://${members.map((m) => m.clientUrl.replace('http://', '')).join(',')}`,
+    url: storeUrl(members, tls),
+    tls,
     members,
     dir,
-    leader: () => findLeader(members),
+    leader: () => findLeader(members, tls),
     stop: async () => {
       if (stopped) return;
       stopped = true;
@@ -224,22 +259,29 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
   return cluster;
 }
 
+function storeUrl(members: EtcdMember[], tls: TlsFiles | undefined): string {
+  const hosts = members.map((m) => m.clientUrl.replace(/^https?:\/\//, '')).join(',');
+  if (!tls) return `etcd://${hosts}`;
+  const q = new URLSearchParams({ ca: tls.caFile, cert: tls.clientCertFile, key: tls.clientKeyFile });
+  return `etcds://${hosts}?${q.toString()}`;
+}
+
 /** A one-member cluster, for quick tests. */
 export function startEtcdSingle(opts: Omit<EtcdClusterOptions, 'members'> = {}): Promise<EtcdCluster> {
   return startEtcdCluster({ ...opts, members: 1 });
 }
 
-async function findLeader(members: EtcdMember[]): Promise<EtcdMember> {
+async function findLeader(members: EtcdMember[], tls: TlsFiles | undefined): Promise<EtcdMember> {
   const end = Date.now() + 10_000;
   while (Date.now() < end) {
     for (const m of members) {
       if (!m.running) continue;
       try {
-        const st = (await getJson(`${m.clientUrl}/v3/maintenance/status`, {})) as { header?: { member_id?: string }; leader?: string };
+        const st = (await getJson(`${m.clientUrl}/v3/maintenance/status`, tls, {})) as { header?: { member_id?: string }; leader?: string };
         if (!st.leader || st.leader === '0') continue;
         for (const cand of members) {
           if (!cand.running) continue;
-          const cs = (await getJson(`${cand.clientUrl}/v3/maintenance/status`, {})) as { header?: { member_id?: string } };
+          const cs = (await getJson(`${cand.clientUrl}/v3/maintenance/status`, tls, {})) as { header?: { member_id?: string } };
           if (cs.header?.member_id === st.leader) return cand;
         }
       } catch {
