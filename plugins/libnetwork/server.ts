@@ -106,12 +106,12 @@ function routeHandler(plugin: string, route: Route, log: Logger) {
         throw new PluginError('invalid-body', 'bad-request', 'request body must be a JSON object');
       }
       const out = await route.handler(body as Record<string, unknown>, ctx);
-      log.debug(fields(), 'plugin call');
+      log.debug({ ...fields(), status: 200 }, 'plugin call');
       reply(res, 200, out);
     } catch (err) {
       const kind = kindOf(err);
       if (kind === 'not-found' && route.notFound !== 'error') {
-        log.info({ ...fields(), err: messageOf(err) }, 'not found: answered as success (idempotent)');
+        log.info({ ...fields(), status: 200, err: messageOf(err) }, 'not found: answered as success (idempotent)');
         reply(res, 200, route.notFound === 'empty-info' ? { Value: {} } : {});
         return;
       }
@@ -154,7 +154,7 @@ export function createPluginApp(plugin: string, roles: PluginRoles, log: Logger 
   if (roles.ipam) implementsList.push('IpamDriver');
   app.post('/Plugin.Activate', (_req, res) => {
     const manifest: ActivateResponse = { Implements: implementsList };
-    log.debug({ plugin, method: 'Plugin.Activate' }, 'plugin activated');
+    log.debug({ plugin, method: 'Plugin.Activate', status: 200 }, 'plugin activated');
     reply(res, 200, manifest);
   });
   for (const route of routesOf(roles)) app.post(`/${route.role}.${route.method}`, routeHandler(plugin, route, log));
