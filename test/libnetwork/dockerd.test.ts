@@ -19,8 +19,7 @@ const FIXTURE = fileURLToPath(new URL('./fixtures/plugin-in-netns.ts', import.me
 
 interface World {
   engine: DockerEngine;
-  plugin: BackgroundProcess;
-  dir: string;
+  plugin?: BackgroundProcess;
   /** Start (again) the plugin process inside the engine's namespace and wait until it listens. */
   startPlugin(): Promise<BackgroundProcess>;
   /** Backend calls so far: {method, input}. */
@@ -46,10 +45,12 @@ function lines(file: string): any[] {
 
 let world: World | undefined;
 const nets = new NetnsSet('ln');
+const tmpDirs: string[] = [];
 
 test.before(async () => {
   const host = await nets.add('h');
   const dir = await mkdtemp(join(tmpdir(), 'tsot-lnd-'));
+  tmpDirs.push(dir);
   const engine = await startDockerd({ netns: host.path, extraArgs: ['--bridge=none'] });
   const callsFile = join(dir, 'calls.jsonl');
   const httpFile = join(dir, 'http.jsonl');
@@ -66,8 +67,6 @@ test.before(async () => {
   };
   world = {
     engine,
-    plugin: undefined as unknown as BackgroundProcess,
-    dir,
     startPlugin,
     calls: () => lines(callsFile),
     http: () => lines(httpFile).map((l) => `${l.plugin} ${l.method} ${l.status}`),
@@ -78,9 +77,9 @@ test.before(async () => {
 
 test.after.always(async () => {
   await world?.engine.stop().catch(() => undefined);
-  await world?.plugin.stop();
+  await world?.plugin?.stop();
   await nets.cleanup();
-  if (world) await rm(world.dir, { recursive: true, force: true });
+  for (const dir of tmpDirs) await rm(dir, { recursive: true, force: true });
 });
 
 function w(): World {
@@ -189,6 +188,7 @@ test.serial('a killed and restarted plugin is reached again without re-activatio
   // SIGKILL leaves the sockets behind; the new instance must replace them. Its in-memory
   // backends have forgotten n3, so every teardown call meets a not-found.
   const old = w().plugin;
+  if (!old) throw new Error('no plugin running');
   process.kill(old.pid, 'SIGKILL');
   // The child is unref'd: a timer keeps the event loop alive until its exit is seen.
   let timer: NodeJS.Timeout | undefined;
