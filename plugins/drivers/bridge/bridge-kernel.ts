@@ -1,0 +1,222 @@
+// The bridge driver's kernel recipes over netlink/: a network's bridge, gateway addresses and
+// sysctls; an endpoint's veth pair in engine mode (both ends on the host) or netns mode (one
+// process, peer made inside the container). No store, no firewall: bridge.ts sequences those.
+import {
+  confSysctlKey,
+  isNotFound,
+  KernelError,
+  type Kernel,
+  type Link,
+  type NetnsHandle,
+} from '../../../netlink/index.js';
+import { DriverError } from '../common/errors.js';
+import type { DriverLogger } from '../common/log.js';
+import type { BridgeNetworkConfig } from './config.js';
+
+/** What ensureNetwork changed (for rollback and reconcile reports). */
+export interface EnsureNetworkOutcome {
+  bridgeCreated: boolean;
+  /** Gateway addresses ("10.1.0.1/24") that were missing and were added. */
+  addressesAdded: string[];
+  /** The bridge link after the changes. */
+  link: Link;
+}
+
+/** An endpoint's interface as the recipes need it. */
+export interface VethPlan {
+  hostVeth: string;
+  /** engine mode: the peer's name in the host namespace; netns mode: the name inside. */
+  peer: string;
+  mac: string;
+  /** "addr/prefix" with family. */
+  addresses: { cidr: string; family: 4 | 6 }[];
+}
+
+/** Link groups that mark what the bridge driver made (reconcile removes unrecorded ones). */
+export interface LinkGroups {
+  bridge: number;
+  veth: number;
+}
+
+/** Kernel operations of the bridge driver in one host namespace. */
+export class BridgeKernel {
+  readonly host: NetnsHandle;
+  /** Bridge name → ifindex, read once per bridge; dropped when a use finds it stale. */
+  private readonly bridgeIndex = new Map<string, number>();
+
+  constructor(
+    private readonly kernel: Kernel,
+    /** The host namespace (path), undefined = this process's own. */
+    private readonly hostNetns: string | undefined,
+    readonly groups: LinkGroups,
+    private readonly log: DriverLogger,
+  ) {
+    this.host = kernel.ns(hostNetns ?? null);
+  }
+
+  /** The host namespace as a path usable from inside another namespace. */
+  get hostPath(): string {
+    return this.hostNetns ?? this.kernel.selfNetnsPath;
+  }
+
+  /**
+   * Make the bridge, its sysctls and gateway addresses exist as `cfg` says (idempotent). A bridge
+   * we create carries our link group; an existing bridge of another group is used but not owned.
+   */
+  async ensureNetwork(cfg: BridgeNetworkConfig): Promise<EnsureNetworkOutcome> {
+    const { link: first, created } = await this.host.ensureBridge(cfg.bridge, { mtu: cfg.mtu, group: this.groups.bridge, up: true });
+    this.bridgeIndex.set(cfg.bridge, first.index);
+    await this.applySysctls(cfg);
+    const have = new Set((await this.host.addresses({ dev: cfg.bridge })).map((a) => a.cidr));
+    const want = cfg.subnets.flatMap((s) => (s.gateway ? [{ cidr: `${s.gateway}/${s.prefixLen}`, family: s.family }] : []));
+    const missing = want.filter((w) => !have.has(w.cidr));
+    if (missing.length > 0) {
+      // IPv6 gateways skip DAD: the address is allocated, and a tentative gateway would delay joins.
+      await this.host.batch((b) => missing.forEach((m) => b.addrReplace(cfg.bridge, m.cidr, { noDad: m.family === 6 })));
+    }
+    return { bridgeCreated: created, addressesAdded: missing.map((m) => m.cidr), link: first };
+  }
+
+  private async applySysctls(cfg: BridgeNetworkConfig): Promise<void> {
+    const values: Record<string, number> = {};
+    const hasV4 = cfg.subnets.some((s) => s.family === 4);
+    if (hasV4 && !cfg.internal) values['net.ipv4.ip_forward'] = 1;
+    if (cfg.ipv6) {
+      values[confSysctlKey(6, cfg.bridge, 'disable_ipv6')] = 0;
+      // CVE-2020-10749: never let a container's router advertisement configure the host.
+      values[confSysctlKey(6, cfg.bridge, 'accept_ra')] = 0;
+      if (!cfg.internal) values['net.ipv6.conf.all.forwarding'] = 1;
+    }
+    await this.host.sysctlSetMany(values);
+    if (!cfg.icc) {
+      // ICC=false is a FORWARD rule; bridged frames reach FORWARD only with bridge-nf-call on.
+      const nf: Record<string, number> = { 'net.bridge.bridge-nf-call-iptables': 1 };
+      if (cfg.ipv6) nf['net.bridge.bridge-nf-call-ip6tables'] = 1;
+      try {
+        await this.host.sysctlSetMany(nf);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        this.log.warn({ network: cfg.id }, 'br_netfilter is not available: icc=false cannot be enforced for bridged traffic');
+      }
+    }
+  }
+
+  /**
+   * Undo a network: delete the bridge when it carries our group (its addresses and ports go
+   * with it); otherwise only remove our gateway addresses from it. Missing = done.
+   */
+  async removeNetwork(cfg: BridgeNetworkConfig): Promise<void> {
+    this.bridgeIndex.delete(cfg.bridge);
+    const link = await this.host.link(cfg.bridge);
+    if (!link) return;
+    if (link.group === this.groups.bridge && link.kind === 'bridge') {
+      await this.host.linkDel(cfg.bridge, { missingOk: true });
+      return;
+    }
+    for (const s of cfg.subnets) {
+      if (!s.gateway) continue;
+      try {
+        await this.host.addrDel(cfg.bridge, `${s.gateway}/${s.prefixLen}`);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+  }
+
+  /** Remove gateway addresses added by a failed create (the bridge itself is deleted separately). */
+  async removeAddresses(bridge: string, cidrs: string[]): Promise<void> {
+    for (const c of cidrs) {
+      try {
+        await this.host.addrDel(bridge, c);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+  }
+
+  /** Delete a bridge we just created (rollback). */
+  async deleteBridge(name: string): Promise<void> {
+    this.bridgeIndex.delete(name);
+    await this.host.linkDel(name, { missingOk: true });
+  }
+
+  /** The bridge's ifindex (cached); null when the bridge does not exist. */
+  async bridgeIndexOf(name: string): Promise<number | null> {
+    const cached = this.bridgeIndex.get(name);
+    if (cached !== undefined) return cached;
+    const link = await this.host.link(name);
+    if (!link) return null;
+    this.bridgeIndex.set(name, link.index);
+    return link.index;
+  }
+
+  forgetBridge(name: string): void {
+    this.bridgeIndex.delete(name);
+  }
+
+  /**
+   * Engine mode: both ends in the host namespace, host end up on the bridge (hairpin if asked),
+   * peer with MTU and MAC, left down for the engine to move and rename. One process.
+   */
+  async addEngineVeth(cfg: BridgeNetworkConfig, p: VethPlan): Promise<void> {
+    await this.host.batch((b) => {
+      b.linkAdd({
+        kind: 'veth',
+        name: p.hostVeth,
+        master: cfg.bridge,
+        up: true,
+        mtu: cfg.mtu,
+        group: this.groups.veth,
+        peer: { name: p.peer, mtu: cfg.mtu, mac: p.mac },
+      });
+      if (cfg.hairpin) b.bridgePortSet(p.hostVeth, { hairpin: true });
+    });
+  }
+
+  /**
+   * Netns mode: ONE process inside the container namespace creates the pair with the host end
+   * sent to the host namespace already enslaved (by ifindex), then addresses, up, default routes.
+   * Hairpin needs a second process in the host namespace.
+   */
+  async addNetnsVeth(cfg: BridgeNetworkConfig, p: VethPlan, ctr: NetnsHandle, bridgeIndex: number, routes: { via: string }[]): Promise<void> {
+    await ctr.batch((b) => {
+      b.linkAdd({
+        kind: 'veth',
+        name: p.hostVeth,
+        netns: this.hostPath,
+        masterIndex: bridgeIndex,
+        up: true,
+        mtu: cfg.mtu,
+        group: this.groups.veth,
+        peer: { name: p.peer, mtu: cfg.mtu, mac: p.mac },
+      });
+      for (const a of p.addresses) b.addrAdd(p.peer, a.cidr, { noDad: a.family === 6 });
+      b.linkSetUp(p.peer);
+      for (const r of routes) b.routeAdd({ dst: 'default', via: r.via });
+    });
+    if (cfg.hairpin) await this.host.bridgePortSet(p.hostVeth, { hairpin: true });
+  }
+
+  /** Delete an endpoint's host end (the pair goes as a whole). Missing = done. */
+  deleteVeth(name: string): Promise<boolean> {
+    return this.host.linkDel(name, { missingOk: true });
+  }
+
+  /** Re-attach a host end to its bridge after the bridge was re-created (reconcile). */
+  async reattach(cfg: BridgeNetworkConfig, hostVeth: string): Promise<void> {
+    await this.host.batch((b) => {
+      b.linkSet(hostVeth, { master: cfg.bridge, up: true });
+      if (cfg.hairpin) b.bridgePortSet(hostVeth, { hairpin: true });
+    });
+  }
+}
+
+/** True when a batch failed on its first line (so nothing of it was applied). */
+export function failedOnFirstLine(err: unknown, firstLinePrefix: string): boolean {
+  return err instanceof KernelError && typeof err.details.line === 'string' && err.details.line.startsWith(firstLinePrefix);
+}
+
+/** A conflict naming the interface that already exists inside the container. */
+export function interfaceExists(ifname: string, netnsPath: string): DriverError {
+  return new DriverError('interface-exists', `interface ${ifname} already exists in ${netnsPath}`, { field: 'ifname', value: ifname });
+}

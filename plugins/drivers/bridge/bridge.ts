@@ -1,0 +1,470 @@
+// The bridge driver's verbs: networks (a Linux bridge + gateway + firewall rules), endpoints
+// (a veth pair per endpoint) and published ports, recorded in the store. Front-end neutral: typed
+// inputs only. Each ADD has one rollback path; each DEL is idempotent and best-effort.
+import { isExists, isNotFound, validateIfName, validateNetnsPath, type Kernel, type NetnsHandle } from '../../../netlink/index.js';
+import type { Store } from '../../../store/index.js';
+import { DriverError, invalidConfig } from '../common/errors.js';
+import type { FirewallNetwork, FirewallPort, PortBinding, PortMappingRequest } from '../common/firewall-port.js';
+import { silentLogger, type DriverLogger } from '../common/log.js';
+import { macFromAddress, vethNames } from '../common/naming.js';
+import { RecordStore } from '../common/record-store.js';
+import type { EndpointRecord, NetworkRecord } from '../common/records.js';
+import { BridgeKernel, failedOnFirstLine, interfaceExists, type VethPlan } from './bridge-kernel.js';
+import {
+  configFromRecord,
+  networkRecordFields,
+  parseBridgeNetwork,
+  parseEndpoint,
+  type BridgeNetworkConfig,
+  type BridgeNetworkInput,
+  type EndpointInput,
+} from './config.js';
+import { reconcileBridges, type ReconcileReport } from './reconcile.js';
+
+/** Link groups marking the bridge driver's links: 'tsbr' and 'tsve' in ASCII. */
+export const DEFAULT_LINK_GROUPS = Object.freeze({ bridge: 0x74736272, veth: 0x74737665 });
+
+export interface BridgeDriverOptions {
+  kernel: Kernel;
+  store: Store;
+  /** This host's id (records of other hosts are never touched). */
+  hostId: string;
+  /** The namespace that holds bridges and host veth ends, by path; undefined = this process's own. */
+  hostNetns?: string;
+  /** Network rules and published ports; without one, no rule is made (a warning says so). */
+  firewall?: FirewallPort;
+  log?: DriverLogger;
+  /** Link groups that mark our bridges and veth host ends (default DEFAULT_LINK_GROUPS). */
+  linkGroups?: { bridge: number; veth: number };
+  now?: () => Date;
+}
+
+/** Where a joined endpoint's interface goes. */
+export type JoinTarget =
+  /** The engine moves the interface itself (Docker): both ends are made in the host namespace. */
+  | { mode: 'engine' }
+  /** The driver makes the interface inside `netnsPath` as `ifname` (CNI). */
+  | { mode: 'netns'; netnsPath: string; ifname: string; defaultRoute?: boolean };
+
+export interface JoinResult {
+  /** Host end of the pair, on the bridge. */
+  hostVeth: string;
+  /** engine mode: the interface the engine must move into the sandbox (Docker's SrcName). */
+  srcName?: string;
+  /** netns mode: the interface inside the container. */
+  ifname?: string;
+  mac: string;
+  addresses: string[];
+  /** The network's gateways; absent on internal networks (no route out). */
+  gateways: { ipv4?: string; ipv6?: string };
+  mtu: number;
+}
+
+/** The bridge driver. One instance per host namespace; verbs may run concurrently on different endpoints. */
+export class BridgeDriver {
+  private readonly records: RecordStore;
+  private readonly k: BridgeKernel;
+  private readonly log: DriverLogger;
+  private readonly now: () => Date;
+
+  constructor(private readonly opts: BridgeDriverOptions) {
+    this.log = opts.log ?? silentLogger;
+    this.records = new RecordStore(opts.store, (key, err) => this.log.error({ key, err: err.message }, 'skipping unreadable record'));
+    this.k = new BridgeKernel(opts.kernel, opts.hostNetns, opts.linkGroups ?? DEFAULT_LINK_GROUPS, this.log);
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  /** The host namespace handle (for callers that inspect what the driver made). */
+  get hostNamespace(): NetnsHandle {
+    return this.k.host;
+  }
+
+  // ---- networks ----
+
+  /**
+   * Create a network: bridge (named by the option, else `tsbr-<id>`), gateway addresses,
+   * sysctls, firewall rules, then the record. Idempotent for the same input; a different
+   * config under the same id is 'network-exists'. Returns the record.
+   */
+  async createNetwork(input: BridgeNetworkInput): Promise<NetworkRecord> {
+    const cfg = parseBridgeNetwork(input, this.log);
+    const existing = await this.records.getNetwork(cfg.id);
+    if (existing) {
+      this.assertSameNetwork(existing, cfg);
+      await this.realise(cfg);
+      return existing;
+    }
+    await this.assertBridgeFree(cfg);
+    const undo: (() => Promise<unknown>)[] = [];
+    let done = false;
+    try {
+      await this.realise(cfg, undo);
+      const rec: NetworkRecord = { ...networkRecordFields(cfg), driver: 'bridge', scope: 'local', hostId: this.opts.hostId, createdAt: this.now().toISOString() };
+      const out = await this.records.createNetwork(rec);
+      if (!out.created) this.assertSameNetwork(out.record, cfg);
+      done = true;
+      this.log.info({ network: cfg.id, bridge: cfg.bridge, subnets: rec.subnets }, 'network created');
+      return out.record;
+    } finally {
+      if (!done) await this.runUndo(undo, { network: cfg.id });
+    }
+  }
+
+  /** Kernel + firewall state of a network (idempotent); pushes undo steps for what it made. */
+  private async realise(cfg: BridgeNetworkConfig, undo?: (() => Promise<unknown>)[]): Promise<boolean> {
+    const r = await this.k.ensureNetwork(cfg);
+    if (r.bridgeCreated) undo?.push(() => this.k.deleteBridge(cfg.bridge));
+    else if (r.addressesAdded.length > 0) undo?.push(() => this.k.removeAddresses(cfg.bridge, r.addressesAdded));
+    if (this.opts.firewall) {
+      await this.opts.firewall.setNetwork(firewallNetwork(cfg));
+      undo?.push(() => this.opts.firewall!.removeNetwork(cfg.id));
+    } else {
+      this.log.warn({ network: cfg.id }, 'no firewall configured: masquerade, icc and isolation rules are not applied');
+    }
+    return r.bridgeCreated;
+  }
+
+  /**
+   * Delete a network: its endpoints on this host, firewall rules, the bridge (only when it
+   * carries our link group; else just our gateway addresses), then the record. Missing = done.
+   * A step that fails keeps the record (so a retry or reconcile finishes) and is reported.
+   */
+  async deleteNetwork(networkId: string): Promise<void> {
+    const rec = await this.records.getNetwork(networkId);
+    if (!rec) {
+      // Nothing recorded: the rules may still exist if a previous delete stopped half-way.
+      await this.opts.firewall?.removeNetwork(networkId);
+      return;
+    }
+    this.assertOurs(rec);
+    const cfg = configFromRecord(rec);
+    const causes: string[] = [];
+    for (const ep of await this.records.listEndpoints(networkId)) {
+      if (ep.hostId !== this.opts.hostId) continue;
+      await this.teardownEndpoint(ep, causes);
+    }
+    await this.step(causes, 'firewall', async () => this.opts.firewall?.removeNetwork(networkId));
+    await this.step(causes, 'bridge', () => this.k.removeNetwork(cfg));
+    if (causes.length > 0) {
+      throw new DriverError('teardown-incomplete', `network ${networkId} not fully removed: ${causes.join('; ')}`, { causes });
+    }
+    await this.records.deleteNetwork(networkId);
+    this.log.info({ network: networkId, bridge: cfg.bridge }, 'network deleted');
+  }
+
+  /** The stored record of a network, or undefined. */
+  network(networkId: string): Promise<NetworkRecord | undefined> {
+    return this.records.getNetwork(networkId);
+  }
+
+  // ---- endpoints ----
+
+  /**
+   * Record an endpoint with its allocated addresses (nothing in the kernel yet). The MAC is the
+   * engine's when given, else derived from the first IPv4 address (02:42:…). Idempotent for
+   * the same addresses; returns the record (its `mac` and `hostVeth` are what join will use).
+   */
+  async createEndpoint(networkId: string, input: EndpointInput): Promise<EndpointRecord> {
+    const net = await this.requireNetwork(networkId);
+    const ep = parseEndpoint(input, configFromRecord(net));
+    const first = ep.addresses.find((a) => a.family === 4) ?? ep.addresses[0]!;
+    const rec: EndpointRecord = {
+      id: ep.id,
+      networkId,
+      hostId: this.opts.hostId,
+      driver: 'bridge',
+      ...(ep.containerId !== undefined ? { containerId: ep.containerId } : {}),
+      names: ep.names,
+      aliases: ep.aliases,
+      addresses: ep.addresses.map((a) => a.cidr),
+      mac: ep.mac ?? macFromAddress(first.address),
+      hostVeth: vethNames(ep.id).host,
+      ports: [],
+      exposed: ep.exposed,
+      createdAt: this.now().toISOString(),
+    };
+    const out = await this.records.createEndpoint(rec);
+    if (!out.created) {
+      const same = out.record.addresses.join() === rec.addresses.join() && (ep.mac === undefined || ep.mac === out.record.mac);
+      if (!same || out.record.hostId !== this.opts.hostId) {
+        throw new DriverError('endpoint-exists', `endpoint ${ep.id} already exists on network ${networkId} with other addresses or on another host`);
+      }
+    }
+    return out.record;
+  }
+
+  /** The stored record of an endpoint, or undefined. */
+  endpoint(networkId: string, endpointId: string): Promise<EndpointRecord | undefined> {
+    return this.records.getEndpoint(networkId, endpointId);
+  }
+
+  /**
+   * Give an endpoint its interface. engine mode: a veth pair in the host namespace, host end on
+   * the bridge; the result's srcName is for the engine to move. netns mode: the pair is made
+   * straight into the container as `ifname` with addresses, up, default routes (unless
+   * internal or defaultRoute is false); 'interface-exists' when ifname is taken there.
+   * A failure leaves no veth and the record unjoined.
+   */
+  async join(networkId: string, endpointId: string, target: JoinTarget): Promise<JoinResult> {
+    const net = await this.requireNetwork(networkId);
+    const cfg = configFromRecord(net);
+    const ep = await this.requireEndpoint(networkId, endpointId);
+    checkTarget(target);
+    if (ep.sandbox) throw new DriverError('endpoint-joined', `endpoint ${endpointId} is already joined (${ep.sandbox.mode})`);
+    const names = vethNames(ep.id);
+    const plan: VethPlan = {
+      hostVeth: ep.hostVeth ?? names.host,
+      peer: target.mode === 'engine' ? names.peer : target.ifname,
+      mac: ep.mac ?? macFromAddress(ep.addresses[0]!.split('/')[0]!),
+      addresses: ep.addresses.map((c) => ({ cidr: c, family: c.includes(':') ? 6 : 4 })),
+    };
+    const state = { created: false };
+    let done = false;
+    try {
+      if (target.mode === 'engine') await this.joinEngine(cfg, plan, state);
+      else await this.joinNetns(cfg, plan, target, state);
+      const updated = await this.records.updateEndpoint(networkId, endpointId, (cur) => ({
+        ...cur,
+        hostVeth: plan.hostVeth,
+        ...(target.mode === 'netns' ? { ifname: target.ifname } : {}),
+        sandbox: { mode: target.mode, ...(target.mode === 'netns' ? { netnsPath: target.netnsPath } : {}), joinedAt: this.now().toISOString() },
+      }));
+      if (!updated) throw new DriverError('unknown-endpoint', `endpoint ${endpointId} was deleted during join`);
+      done = true;
+    } finally {
+      if (!done && state.created) await this.runUndo([() => this.k.deleteVeth(plan.hostVeth)], { endpoint: endpointId });
+    }
+    return joinResult(cfg, plan, target);
+  }
+
+  private async joinEngine(cfg: BridgeNetworkConfig, plan: VethPlan, state: { created: boolean }): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        state.created = true;
+        await this.k.addEngineVeth(cfg, plan);
+        return;
+      } catch (err) {
+        if (!failedOnFirstLine(err, `link add name ${plan.hostVeth} `)) throw err;
+        state.created = false;
+        if (attempt > 0) throw err;
+        if (isNotFound(err)) await this.realise(cfg); // the bridge is gone: make it again
+        else if (isExists(err)) await this.removeStaleVeth(plan, plan.peer);
+        else throw err;
+      }
+    }
+  }
+
+  private async joinNetns(cfg: BridgeNetworkConfig, plan: VethPlan, t: Extract<JoinTarget, { mode: 'netns' }>, state: { created: boolean }): Promise<void> {
+    const ctr = this.opts.kernel.ns(t.netnsPath);
+    const routes =
+      cfg.internal || t.defaultRoute === false
+        ? []
+        : cfg.subnets.filter((s) => s.gateway && plan.addresses.some((a) => a.family === s.family)).map((s) => ({ via: s.gateway! }));
+    for (let attempt = 0; ; attempt++) {
+      let index = await this.k.bridgeIndexOf(cfg.bridge);
+      if (index === null) {
+        await this.realise(cfg);
+        index = (await this.k.bridgeIndexOf(cfg.bridge))!;
+      }
+      try {
+        state.created = true;
+        await this.k.addNetnsVeth(cfg, plan, ctr, index, routes);
+        return;
+      } catch (err) {
+        if (!failedOnFirstLine(err, `link add name ${plan.hostVeth} `)) throw err;
+        state.created = false;
+        if (isExists(err) && (await ctr.link(t.ifname))) throw interfaceExists(t.ifname, t.netnsPath);
+        if (attempt > 0) throw err;
+        if (isExists(err)) await this.removeStaleVeth(plan);
+        else if (isNotFound(err)) this.k.forgetBridge(cfg.bridge); // stale ifindex: read it again
+        else throw err;
+      }
+    }
+  }
+
+  /** A host end left by a join that crashed before recording: ours by name, not joined. */
+  private async removeStaleVeth(plan: VethPlan, peer?: string): Promise<void> {
+    this.log.warn({ hostVeth: plan.hostVeth }, 'removing a stale veth left by an unfinished join');
+    await this.k.deleteVeth(plan.hostVeth);
+    if (peer) await this.k.deleteVeth(peer);
+  }
+
+  /** Take an endpoint's interface away (the veth pair is deleted). Missing anything = done. */
+  async leave(networkId: string, endpointId: string): Promise<void> {
+    const ep = await this.records.getEndpoint(networkId, endpointId);
+    if (!ep) return;
+    if (ep.hostVeth) await this.k.deleteVeth(ep.hostVeth);
+    await this.records.updateEndpoint(networkId, endpointId, ({ sandbox: _s, ifname: _i, ...rest }) => rest);
+  }
+
+  /**
+   * Remove an endpoint: published ports, veth pair, record. Missing = done; a failing step keeps
+   * the record and is reported ('teardown-incomplete', retryable).
+   */
+  async deleteEndpoint(networkId: string, endpointId: string): Promise<void> {
+    const ep = await this.records.getEndpoint(networkId, endpointId);
+    if (!ep) return;
+    const causes: string[] = [];
+    await this.teardownEndpoint(ep, causes);
+    if (causes.length > 0) {
+      throw new DriverError('teardown-incomplete', `endpoint ${endpointId} not fully removed: ${causes.join('; ')}`, { causes });
+    }
+  }
+
+  private async teardownEndpoint(ep: EndpointRecord, causes: string[]): Promise<void> {
+    const before = causes.length;
+    if (ep.ports.length > 0 && this.opts.firewall) await this.step(causes, 'unpublish', () => this.opts.firewall!.unpublish(ep.id));
+    if (ep.hostVeth) await this.step(causes, 'veth', () => this.k.deleteVeth(ep.hostVeth!));
+    if (causes.length === before) await this.records.deleteEndpoint(ep.networkId, ep.id);
+  }
+
+  // ---- published ports ----
+
+  /** Publish ports of an endpoint through the firewall; records and returns the bindings. */
+  async publish(networkId: string, endpointId: string, mappings: PortMappingRequest[]): Promise<PortBinding[]> {
+    const fw = this.opts.firewall;
+    if (!fw) throw new DriverError('no-firewall', 'cannot publish ports: no firewall is configured');
+    const ep = await this.requireEndpoint(networkId, endpointId);
+    const containerIps = ep.addresses.map((a) => a.split('/')[0]!);
+    const bindings = await fw.publish(ep.id, { networkId, containerIps, mappings });
+    let done = false;
+    try {
+      const updated = await this.records.updateEndpoint(networkId, endpointId, (cur) => ({ ...cur, ports: bindings }));
+      if (!updated) throw new DriverError('unknown-endpoint', `endpoint ${endpointId} was deleted during publish`);
+      done = true;
+      return bindings;
+    } finally {
+      if (!done) await this.runUndo([() => fw.unpublish(ep.id)], { endpoint: endpointId });
+    }
+  }
+
+  /** Remove an endpoint's published ports. Missing = done. */
+  async unpublish(networkId: string, endpointId: string): Promise<void> {
+    await this.opts.firewall?.unpublish(endpointId);
+    await this.records.updateEndpoint(networkId, endpointId, (cur) => ({ ...cur, ports: [] }));
+  }
+
+  // ---- reconcile ----
+
+  /**
+   * Bring the kernel and firewall in line with this host's records: missing bridges, addresses
+   * and sysctls are made again, detached host ends re-attached, and bridges/veths carrying our
+   * link groups that no record explains are deleted. Errors per object are collected, not thrown.
+   */
+  async reconcile(): Promise<ReconcileReport> {
+    return reconcileBridges({
+      hostId: this.opts.hostId,
+      records: this.records,
+      kernel: this.k,
+      realise: (cfg) => this.realise(cfg),
+      log: this.log,
+    });
+  }
+
+  // ---- helpers ----
+
+  private async requireNetwork(networkId: string): Promise<NetworkRecord> {
+    const rec = await this.records.getNetwork(networkId);
+    if (!rec) throw new DriverError('unknown-network', `network ${JSON.stringify(networkId)} does not exist (was it created with the bridge driver?)`);
+    this.assertOurs(rec);
+    return rec;
+  }
+
+  private async requireEndpoint(networkId: string, endpointId: string): Promise<EndpointRecord> {
+    const ep = await this.records.getEndpoint(networkId, endpointId);
+    if (!ep) throw new DriverError('unknown-endpoint', `endpoint ${JSON.stringify(endpointId)} does not exist on network ${JSON.stringify(networkId)}`);
+    return ep;
+  }
+
+  private assertOurs(rec: NetworkRecord): void {
+    if (rec.driver !== 'bridge') throw new DriverError('wrong-driver', `network ${rec.id} belongs to the ${rec.driver} driver`);
+    if (rec.hostId !== this.opts.hostId) {
+      throw new DriverError('network-other-host', `network ${rec.id} is a bridge network of host ${rec.hostId ?? '?'}, not ${this.opts.hostId}`);
+    }
+  }
+
+  private assertSameNetwork(rec: NetworkRecord, cfg: BridgeNetworkConfig): void {
+    this.assertOurs(rec);
+    const want = networkRecordFields(cfg);
+    for (const f of ['subnets', 'gateways', 'bridge', 'mtu', 'internal', 'icc', 'masquerade', 'ipv6', 'hairpin'] as const) {
+      if (JSON.stringify(rec[f]) !== JSON.stringify(want[f])) {
+        throw new DriverError('network-exists', `network ${cfg.id} exists with ${f} ${JSON.stringify(rec[f])}, not ${JSON.stringify(want[f])}`);
+      }
+    }
+  }
+
+  private async assertBridgeFree(cfg: BridgeNetworkConfig): Promise<void> {
+    for (const n of await this.records.listNetworks()) {
+      if (n.id !== cfg.id && n.bridge === cfg.bridge && (n.hostId === this.opts.hostId || n.scope === 'global')) {
+        throw new DriverError('bridge-in-use', `bridge ${cfg.bridge} already serves network ${n.id}`, { field: 'bridge', value: cfg.bridge });
+      }
+    }
+  }
+
+  private async step(causes: string[], what: string, fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      // Already gone is what we wanted (kernel ENODEV, firewall 'unknown-endpoint', …).
+      if (isNotFound(err) || (err as { kind?: unknown }).kind === 'not-found') return;
+      causes.push(`${what}: ${(err as Error).message}`);
+    }
+  }
+
+  private async runUndo(undo: (() => Promise<unknown>)[], ctx: Record<string, unknown>): Promise<void> {
+    for (const fn of undo.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        this.log.error({ ...ctx, err: (err as Error).message }, 'rollback step failed; reconcile will remove the rest');
+      }
+    }
+  }
+}
+
+function checkTarget(t: JoinTarget): void {
+  if (!t || (t.mode !== 'engine' && t.mode !== 'netns')) throw invalidConfig('join mode', (t as { mode?: unknown })?.mode, 'expected engine or netns');
+  if (t.mode === 'engine') return;
+  try {
+    validateNetnsPath(t.netnsPath, 'netnsPath');
+  } catch {
+    throw invalidConfig('netnsPath', t.netnsPath, 'expected an absolute namespace path');
+  }
+  try {
+    validateIfName(t.ifname, 'ifname');
+  } catch (err) {
+    throw invalidConfig('ifname', t.ifname, (err as Error).message.replace(/^invalid .*?: /, ''));
+  }
+}
+
+function joinResult(cfg: BridgeNetworkConfig, plan: VethPlan, target: JoinTarget): JoinResult {
+  const gateways: JoinResult['gateways'] = {};
+  if (!cfg.internal) {
+    for (const s of cfg.subnets) {
+      if (!s.gateway || !plan.addresses.some((a) => a.family === s.family)) continue;
+      if (s.family === 4) gateways.ipv4 ??= s.gateway;
+      else gateways.ipv6 ??= s.gateway;
+    }
+  }
+  return {
+    hostVeth: plan.hostVeth,
+    ...(target.mode === 'engine' ? { srcName: plan.peer } : { ifname: plan.peer }),
+    mac: plan.mac,
+    addresses: plan.addresses.map((a) => a.cidr),
+    gateways,
+    mtu: cfg.mtu,
+  };
+}
+
+/** The firewall's view of a network. */
+export function firewallNetwork(cfg: BridgeNetworkConfig): FirewallNetwork {
+  return {
+    id: cfg.id,
+    bridge: cfg.bridge,
+    subnets: cfg.subnets.map((s) => ({ cidr: s.cidr, family: s.family })),
+    masquerade: cfg.masquerade,
+    icc: cfg.icc,
+    internal: cfg.internal,
+    ...(cfg.hostBindingIpv4 !== undefined ? { hostBindingIpv4: cfg.hostBindingIpv4 } : {}),
+  };
+}
