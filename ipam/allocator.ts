@@ -5,7 +5,8 @@
 // failure, so a write applied twice is recognised by its request id and never duplicated.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { keys, lastSegment } from '../store/keys.js';
-import type { KeyValue, Store } from '../store/types.js';
+import type { KeyValue, Op, Store } from '../store/types.js';
+import { TxnBatcher } from './batcher.js';
 import { BlockState } from './block-state.js';
 import { formatAddress, parseAddress, parseCidr } from './cidr.js';
 import { IpamError } from './errors.js';
@@ -40,9 +41,12 @@ export class PoolAllocator {
   readonly view: PoolView;
   private readonly blocks = new Map<bigint, BlockState>();
   private own: bigint[] = [];
+  /** Own blocks this instance claimed itself: preferred, so processes of one host rarely collide. */
+  private readonly mine = new Set<bigint>();
   private cursor: bigint | undefined;
   private ready: Promise<void> | undefined;
   private readonly phases = new Map<string, Promise<unknown>>();
+  private readonly batcher: TxnBatcher;
 
   constructor(
     private readonly ctx: AllocatorContext,
@@ -50,6 +54,7 @@ export class PoolAllocator {
     readonly createRevision: number,
   ) {
     this.view = compilePool(rec);
+    this.batcher = new TxnBatcher(ctx.store, created(keys.ipamPool(rec.id), createRevision), ctx.retry);
   }
 
   get poolId(): string {
@@ -59,11 +64,19 @@ export class PoolAllocator {
   /** The next free address (for owner, when given). */
   async next(owner: string | null, kind: AllocationKind): Promise<AddressRecord> {
     await this.init();
+    let spread = false;
     for (let i = 0; i < MAX_TRIES; i++) {
-      const v = (await this.pickOwn()) ?? (await this.pickAfterGrow());
+      const v = (await this.pickOwn(spread)) ?? (await this.pickAfterGrow());
       if (v === undefined) throw this.exhausted();
       const r = await this.commit(v, owner, kind, true);
       if (r.status === 'ok' || r.status === 'owner') return r.rec;
+      // Lost a race: other processes of this host walk the same order, so jump to a random
+      // free spot instead of following them address by address; and when the winner was
+      // another process of this host, take a block of our own (processes then stop colliding).
+      spread = true;
+      if (r.status === 'held' && r.rec.host === this.ctx.hostId && this.mine.size === 0) {
+        await this.phase('claim-own', () => this.claimBlock(true));
+      }
     }
     throw contention(`allocating in pool ${this.poolId}`);
   }
@@ -135,6 +148,12 @@ export class PoolAllocator {
     }
     for (const [idx, b] of this.blocks) if (!seen.has(idx)) b.host = undefined;
     this.own = [...this.blocks.values()].filter((b) => b.host === this.ctx.hostId).map((b) => b.index).sort(cmp);
+    for (const idx of this.mine) if (this.blocks.get(idx)?.host !== this.ctx.hostId) this.mine.delete(idx);
+  }
+
+  /** The blocks "next free" walks: those this instance claimed, or (when none) all of this host's. */
+  private preferred(all: boolean): bigint[] {
+    return all || this.mine.size === 0 ? this.own : this.own.filter((i) => this.mine.has(i));
   }
 
   private async load(b: BlockState): Promise<void> {
@@ -147,11 +166,9 @@ export class PoolAllocator {
     return b.loading;
   }
 
-  /** Own blocks in round-robin order: after the cursor to the end, the rest, then up to the cursor. */
-  private ownOrder(): { idx: bigint; from: bigint; to: bigint }[] {
-    const own = this.own;
+  /** Blocks in round-robin order: after the cursor to the end, the rest, then up to the cursor. */
+  private ownOrder(own: bigint[], c: bigint | undefined): { idx: bigint; from: bigint; to: bigint }[] {
     const max = (1n << 128n) - 1n;
-    const c = this.cursor;
     const cIdx = c !== undefined && c >= this.view.cidr.base ? blockIndex(this.view, c) : -1n;
     let p = own.findIndex((i) => i >= cIdx);
     if (p < 0) p = 0;
@@ -163,8 +180,16 @@ export class PoolAllocator {
     return rot;
   }
 
-  private async pickOwn(): Promise<bigint | undefined> {
-    for (const seg of this.ownOrder()) {
+  /** A random point inside a random own block that has room (undefined when none is known). */
+  private randomPoint(list: bigint[]): bigint | undefined {
+    const open = list.map((i) => this.block(i)).filter((b) => b.loaded && b.free > 0n);
+    const b = open[Math.floor(Math.random() * open.length)];
+    return b && b.cidr.base + randomBig(1n << BigInt((b.cidr.family === 4 ? 32 : 128) - b.cidr.prefix));
+  }
+
+  private async pickOwn(spread = false, all = false): Promise<bigint | undefined> {
+    const list = this.preferred(all);
+    for (const seg of this.ownOrder(list, spread ? (this.randomPoint(list) ?? this.cursor) : this.cursor)) {
       const b = this.block(seg.idx);
       if (!b.loaded) await this.load(b);
       if (b.free <= 0n) continue;
@@ -193,17 +218,21 @@ export class PoolAllocator {
       if (v !== undefined) return v;
       if (!grew) break;
     }
-    // No block left to claim: read the whole pool once (shared by concurrent callers) and borrow.
+    // No block left to claim: this host's other blocks, then read the whole pool once (shared
+    // by concurrent callers) and borrow from other hosts.
+    const v = await this.pickOwn(false, true);
+    if (v !== undefined) return v;
     await this.phase('reload', () => this.reloadAll());
-    return (await this.pickOwn()) ?? this.pickBorrow();
+    return (await this.pickOwn(false, true)) ?? this.pickBorrow();
   }
 
   /** True when this host now has more blocks (claimed, or found claimed by a sibling process). */
-  private async claimBlock(): Promise<boolean> {
+  private async claimBlock(force = false): Promise<boolean> {
     const list = await this.read(() => this.store.range(keys.ipamBlocks(this.poolId)));
     const before = new Set(this.own);
     this.applyBlockList(list.kvs);
-    if (this.own.some((i) => !before.has(i))) return true;
+    // A fresh instance (a CNI exec) first uses blocks other processes of this host claimed.
+    if (!force && this.mine.size === 0 && this.own.some((i) => !before.has(i))) return true;
     const span = blockSpan(this.view);
     const count = span.last - span.first + 1n;
     // The lowest free block first (a lone host hands out addresses from the start of the
@@ -242,7 +271,10 @@ export class PoolAllocator {
         return false;
       }
       b.host = decode<BlockRecord>(kv).host;
-    } else b.host = this.ctx.hostId;
+    } else {
+      b.host = this.ctx.hostId;
+      this.mine.add(b.index);
+    }
     if (b.host !== this.ctx.hostId) return false;
     if (!this.own.includes(b.index)) this.own = [...this.own, b.index].sort(cmp);
     return true;
@@ -288,19 +320,19 @@ export class PoolAllocator {
     const rec: AddressRecord = { address, pool: this.poolId, block: blockName, owner, host: this.ctx.hostId, time: this.ctx.now(), kind, req: randomUUID() };
     const addrKey = keys.ipamBlockAddress(this.poolId, blockName, address);
     const ownerKey = owner === null ? undefined : keys.ipamOwner(owner, this.poolId);
-    const compares = [created(keys.ipamPool(this.poolId), this.createRevision), absent(addrKey)];
-    const ops = [{ type: 'put' as const, key: addrKey, value: JSON.stringify(rec) }];
+    const compares = [absent(addrKey)];
+    const ops: Op[] = [{ type: 'put', key: addrKey, value: JSON.stringify(rec) }];
     if (ownerKey) {
       compares.push(absent(ownerKey));
       ops.push({ type: 'put', key: ownerKey, value: JSON.stringify({ address, block: blockName, req: rec.req } satisfies OwnerRecord) });
     }
-    if (moveCursor) ops.push({ type: 'put', key: keys.ipamCursor(this.poolId, this.ctx.hostId), value: JSON.stringify({ address }) });
+    const hint = moveCursor ? { type: 'put' as const, key: keys.ipamCursor(this.poolId, this.ctx.hostId), value: JSON.stringify({ address }) } : undefined;
     let result: CommitResult = { status: 'retry' };
     try {
-      // The same transaction (same req id) is retried after a store failure: if an earlier
-      // try was applied, the compare fails and the diagnosis below recognises our own record.
-      const r = await this.read(() => this.store.txn(compares, ops));
-      result = r.succeeded ? { status: 'ok', rec } : await this.diagnose(addrKey, ownerKey, owner, rec.req);
+      // The same CAS (same req id) is re-sent after a store failure: if an earlier try was
+      // applied, the compare fails and the diagnosis below recognises our own record.
+      const applied = await this.batcher.submit({ compares, ops, hint });
+      result = applied ? { status: 'ok', rec } : await this.diagnose(addrKey, ownerKey, owner, rec.req);
       return result;
     } finally {
       if (result.status === 'ok' || result.status === 'held' || (result.status === 'owner' && result.rec.address === address)) {
