@@ -49,7 +49,7 @@ process.stdin.resume(); process.stdin.on('end', () => process.exit(0));
 
 const CLIENT = `
 const net = require('net'), dgram = require('dgram');
-const { proto, host, port, count, timeoutMs } = JSON.parse(process.argv[1]);
+const { proto, host, port, count, timeoutMs, sport } = JSON.parse(process.argv[1]);
 function tcpOnce() { return new Promise((res) => {
   let buf = ''; const s = net.connect({ host, port });
   const t = setTimeout(() => { s.destroy(); res('ERR:TIMEOUT'); }, timeoutMs);
@@ -62,14 +62,14 @@ function udpOnce() { return new Promise((res) => {
   const t = setTimeout(() => { s.close(); res('ERR:TIMEOUT'); }, timeoutMs);
   s.on('message', (m) => { clearTimeout(t); s.close(); res(m.toString().trim()); });
   s.on('error', (e) => { clearTimeout(t); s.close(); res('ERR:' + e.code); });
-  s.send('x', port, host);
+  s.bind(sport || 0, () => s.send('x', port, host));
 }); }
 (async () => { const out = []; for (let i = 0; i < count; i++) out.push(await (proto === 'udp' ? udpOnce() : tcpOnce())); process.stdout.write(JSON.stringify(out)); })();
 `;
 
 /** Connect `count` times from ns (each a new connection or UDP socket); the replies or ERR:<code>. */
-export async function probe(ns: Netns, proto: 'tcp' | 'udp', host: string, port: number, count = 1, timeoutMs = 1500): Promise<string[]> {
-  const arg = JSON.stringify({ proto, host, port, count, timeoutMs });
+export async function probe(ns: Netns, proto: 'tcp' | 'udp', host: string, port: number, count = 1, timeoutMs = 1500, sport?: number): Promise<string[]> {
+  const arg = JSON.stringify({ proto, host, port, count, timeoutMs, sport });
   const r = await tryRun('nsenter', [`--net=${ns.path}`, '--', process.execPath, '-e', CLIENT, arg], { timeoutMs: count * timeoutMs + 10_000 });
   if (r.code !== 0) throw new Error(`client failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as string[];
