@@ -110,3 +110,24 @@ export const keys = {
   cniNetworkAttachments: (network: string) => dir('cni', network),
   cniAttachment: (network: string, containerId: string, ifname: string) => key('cni', network, containerId, ifname),
 } as const;
+
+/**
+ * SkyDNS records (the CoreDNS etcd plugin layout) live outside PREFIX because other tools write
+ * them: a.b.example is /skydns/example/b/a. tsoverlay only reads them (the standalone DNS).
+ */
+export const SKYDNS_PREFIX = '/skydns/';
+
+/** The SkyDNS key of a DNS name ("rails.east.skydns.local" → "/skydns/local/skydns/east/rails"). */
+export function skydnsKey(name: string): string {
+  const labels = name.toLowerCase().replace(/\.$/, '').split('.');
+  if (labels.some((l) => l.length === 0 || l.length > 63 || l.includes('/'))) throw new KeyError(`not a DNS name: "${name}"`);
+  return SKYDNS_PREFIX + labels.reverse().join('/');
+}
+
+/** The DNS name of a SkyDNS key (labels lowercased), or undefined when it is not one. */
+export function skydnsName(k: string): string | undefined {
+  if (!k.startsWith(SKYDNS_PREFIX)) return undefined;
+  const labels = k.slice(SKYDNS_PREFIX.length).split('/').filter((l) => l.length > 0);
+  if (labels.length === 0) return undefined;
+  return labels.reverse().join('.').toLowerCase();
+}
