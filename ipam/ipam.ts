@@ -1,6 +1,7 @@
 // The IPAM: address spaces, pools and addresses over the store, shared by the Docker IPAM
 // driver and the CNI tsipam plugin. Safe across hosts and processes (every write is a CAS);
 // an instance holds only caches, one per process and host id.
+import { randomUUID } from 'node:crypto';
 import { keys } from '../store/keys.js';
 import type { Store } from '../store/types.js';
 import { PoolAllocator, PoolChanged } from './allocator.js';
@@ -87,7 +88,9 @@ export class Ipam {
 
   /** Create or join a pool (see PoolRequest). Bad input throws IpamError and writes nothing. */
   requestPool(req: PoolRequest): Promise<PoolInfo> {
-    return this.retried(() => this.pools.request(req));
+    // One ref for every try: a retried create that had applied then finds (joins) its own pool.
+    const withRef = { ...req, ref: req.ref ?? randomUUID() };
+    return this.retried(() => this.pools.request(withRef));
   }
 
   /** Drop a ref of the pool (the newest when omitted); the last one deletes the pool and its allocations. True when the pool went away. */

@@ -44,10 +44,13 @@ export class Reclaimer {
       }
     }
     // Retrying the same CAS is safe: once applied, its compare fails and nothing else is touched.
-    const r = await this.read(() => this.store.txn(compares, ops));
+    let tries = 0;
+    const r = await this.read(() => (tries++, this.store.txn(compares, ops)));
     if (r.succeeded) return true;
     const now = await this.read(() => this.store.get(kv.key));
-    if (now && now.modRevision === kv.modRevision && depth < 8) return this.free(now, depth + 1);
+    // Gone after a retried CAS: the earlier try most likely applied; either way it is free.
+    if (!now) return tries > 1;
+    if (now.modRevision === kv.modRevision && depth < 8) return this.free(now, depth + 1);
     return false;
   }
 

@@ -7,6 +7,7 @@ import type { Store } from '../../store/types.js';
 import { Ipam, type IpamOptions } from '../../ipam/ipam.js';
 import { IpamError, type IpamErrorCode } from '../../ipam/errors.js';
 import { ownerForCni, ownerForDocker } from '../../ipam/records.js';
+import { registerFaults } from './behaviour-faults.js';
 import { registerMultiHost } from './behaviour-multi.js';
 
 /** A backend: each world() is an isolated, empty key space; open() adds a connection to it. */
@@ -235,5 +236,25 @@ export function ipamBehaviour(name: string, target: IpamTarget): void {
     ]);
   });
 
+  test(`${name}: concurrent requests of one owner get one address; a re-created pool is seen by cached allocators`, async (t) => {
+    const { ipam, store } = await env(t, target);
+    const a = ipam();
+    const p = await a.requestPool({ space: 'local', cidr: '10.11.0.0/24', ref: 'r' });
+    const o = ownerForDocker('twice');
+    const both = await Promise.all([a.requestAddress(p.poolId, { owner: o }), a.requestAddress(p.poolId, { owner: o }), a.requestAddress(p.poolId)]);
+    t.is(both[0].address, both[1].address);
+    t.not(both[2].address, both[0].address);
+    t.is((await a.listAllocations(p.poolId)).length, 2);
+    // Another host deletes and re-creates the pool: this instance's cached allocator must notice.
+    t.true(await ipam('h2').releasePool(p.poolId, 'r'));
+    const q = await ipam('h2').requestPool({ space: 'local', cidr: '10.11.0.0/24', ref: 'r2' });
+    t.is(q.poolId, p.poolId);
+    t.like(await a.requestAddress(q.poolId, { owner: o }), { address: '10.11.0.2' });
+    t.is((await a.listAllocations(q.poolId)).length, 1, 'nothing of the old pool survived');
+    t.true(await ipam('h2').releasePool(q.poolId, 'r2'));
+    await refuses(t, store, () => a.requestAddress(p.poolId, { owner: o }), 'unknown-pool', p.poolId);
+  });
+
   registerMultiHost(name, target);
+  registerFaults(name, target);
 }
