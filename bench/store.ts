@@ -130,7 +130,7 @@ function table(sq: Figures, et: Figures): string {
 const dir = mkdtempSync(join(tmpdir(), 'tsot-bench-store-'));
 const cluster = await startEtcdCluster({ members: 3, dir: join(dir, 'etcd') });
 try {
-  const sq = await measure('sqlite', `sqlite://${join(dir, 'store.db')}`, 1000);
+  const sq = await measure('sqlite', `sqlite://${join(dir, 'store.db')}`, 128);
   const et = await measure('etcd', cluster.url, 128);
   process.stdout.write(`store benchmark (data under ${tmpdir()}, sqlite poll 10 ms, etcd 3 members on loopback)\n${table(sq, et)}\n`);
 } finally {

@@ -148,7 +148,8 @@ export class EtcdStore implements Store, EtcdKeys {
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new StoreError('bad-request', `lease ttl must be a whole number of seconds >= 1, got ${ttlSeconds}`);
     const res = await this.call('lease grant', () => this.client.leaseClient.leaseGrant({ TTL: ttlSeconds }));
     if (res.error) throw new StoreError('internal', `lease grant: ${res.error}`);
-    const lease = new KeptLease(res.ID, ttlSeconds, { refresh: (id) => this.refreshLease(id), revoke: (id) => this.revokeLease(id) }, (l) =>
+    // etcd may raise a short TTL to its minimum: keep alive by what it granted.
+    const lease = new KeptLease(res.ID, Number(res.TTL) || ttlSeconds, { refresh: (id) => this.refreshLease(id), revoke: (id) => this.revokeLease(id) }, (l) =>
       this.leases.delete(l),
     );
     this.leases.add(lease);

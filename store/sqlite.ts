@@ -5,6 +5,7 @@ import type Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
 import { KeptLease } from './lease-keeper.js';
 import { badKey, prefixEnd } from './range-end.js';
+import { DEFAULT_MAX_TXN_OPS, checkBranch } from './txn-rules.js';
 import { openDatabase, prepareStatements, sqliteError, type Statements } from './sqlite-schema.js';
 import { SqliteWatchHub } from './sqlite-watch.js';
 import { WriteRevision, holds, leaseNumber, toKeyValue } from './sqlite-write.js';
@@ -22,6 +23,8 @@ export interface SqliteStoreOptions {
   sweepMs?: number;
   /** Keep the events of this many recent revisions for watch resumption (default 100000). */
   retainRevisions?: number;
+  /** Most ops per txn branch (default 128, etcd's default, so code stays portable). */
+  maxTxnOps?: number;
 }
 
 /** A Store over one SQLite file. Construct with SqliteStore.open(). */
@@ -32,6 +35,7 @@ export class SqliteStore implements Store {
   private readonly sweeper: NodeJS.Timeout;
   private readonly leases = new Set<KeptLease>();
   private readonly retain: number;
+  private readonly maxTxnOps: number;
   private closed = false;
 
   private constructor(
@@ -43,6 +47,7 @@ export class SqliteStore implements Store {
     this.st = prepareStatements(db);
     this.hub = new SqliteWatchHub(db, this.st, opts.pollMs ?? 20, `${file}-wal`);
     this.retain = opts.retainRevisions ?? 100_000;
+    this.maxTxnOps = opts.maxTxnOps ?? DEFAULT_MAX_TXN_OPS;
     this.sweeper = setInterval(() => this.sweep(), opts.sweepMs ?? 250);
     this.sweeper.unref();
   }
@@ -94,6 +99,8 @@ export class SqliteStore implements Store {
   async txn(compares: Compare[], success: Op[], failure: Op[] = []): Promise<TxnResult> {
     for (const c of compares) checkKey(c.key);
     for (const op of [...success, ...failure]) checkOp(op);
+    checkBranch(success, this.maxTxnOps);
+    checkBranch(failure, this.maxTxnOps);
     let succeeded = false;
     const revision = await this.write('txn', (w) => {
       succeeded = compares.every((c) => holds(c, this.st.getKv.get(c.key)));

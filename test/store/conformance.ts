@@ -103,7 +103,15 @@ export function storeConformance(name: string, target: ConformanceTarget): void 
     const err = await t.throwsAsync(s.put('', 'x'), { instanceOf: StoreError });
     t.like(err, { code: 'bad-request', kind: 'bad-request', retryable: false });
     await t.throwsAsync(s.lease(0), { instanceOf: StoreError });
-    await t.throwsAsync(s.put(`${uniquePrefix('bad')}k`, 'v', { lease: '987654321' }), { instanceOf: StoreError });
+    t.like(await t.throwsAsync(s.put(`${uniquePrefix('bad')}k`, 'v', { lease: '987654321' }), { instanceOf: StoreError }), { code: 'lease-lost' });
+    const p = uniquePrefix('bad');
+    const dup = await t.throwsAsync(s.txn([], [{ type: 'put', key: `${p}a`, value: '1' }, { type: 'put', key: `${p}a`, value: '2' }]), { instanceOf: StoreError });
+    t.is(dup?.code, 'bad-request', 'a key put twice in one txn');
+    const putDel = await t.throwsAsync(s.txn([], [{ type: 'put', key: `${p}a`, value: '1' }, { type: 'deletePrefix', prefix: p }]), { instanceOf: StoreError });
+    t.is(putDel?.code, 'bad-request', 'a key put and deleted in one txn');
+    const many = Array.from({ length: 129 }, (_, i) => ({ type: 'put' as const, key: `${p}${i}`, value: '' }));
+    t.is((await t.throwsAsync(s.txn([], many), { instanceOf: StoreError }))?.code, 'bad-request', '129 ops');
+    t.deepEqual((await s.range(p)).kvs, [], 'nothing written');
   });
 
   test(`${name}: watch delivers every change under the prefix, in order, once`, async (t) => {
@@ -149,7 +157,9 @@ export function storeConformance(name: string, target: ConformanceTarget): void 
     t.is(events[0]!.revision, r1);
   });
 
-  test(`${name}: lease keep-alive holds keys, revoke removes them`, async (t) => {
+  // Lease timing tests run serially (before the concurrent ones): a busy event loop or a store
+  // lock held by the multi-process tests must not eat into a 1–2 s TTL.
+  test.serial(`${name}: lease keep-alive holds keys, revoke removes them`, async (t) => {
     const s = await openFor(t, target);
     const p = uniquePrefix('lease');
     const lease = await s.lease(2);
@@ -167,7 +177,7 @@ export function storeConformance(name: string, target: ConformanceTarget): void 
     t.deepEqual((await s.range(p)).kvs, []);
   });
 
-  test(`${name}: an expired lease removes its keys and the watch sees the deletes`, async (t) => {
+  test.serial(`${name}: an expired lease removes its keys and the watch sees the deletes`, async (t) => {
     const s = await openFor(t, target);
     const watcher = await openFor(t, target);
     const p = uniquePrefix('expire');

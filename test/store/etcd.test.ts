@@ -20,7 +20,7 @@ storeConformance('etcd', {
   url: async () => (await getCluster()).url,
   open: (u) => openStore(u),
   bigRange: 20_000,
-  bigRangeMaxMs: 3000,
+  bigRangeMaxMs: 5000,
   maxTxnOps: 128,
   casWorkers: 4,
   casIncrements: 50,

@@ -18,7 +18,7 @@ storeConformance('sqlite', {
   open: (u) => openStore(u, { sqlite: { pollMs: 10, sweepMs: 100 } }),
   bigRange: 100_000,
   bigRangeMaxMs: 3000,
-  maxTxnOps: 1000,
+  maxTxnOps: 128,
   casWorkers: 4,
   casIncrements: 200,
 });
@@ -66,7 +66,7 @@ test('sqlite: a lease that expired before its keep-alive is reported lost', asyn
   t.like(await lost, { code: 'lease-lost' });
 });
 
-test('sqlite: another connection\'s commit wakes a watcher through the WAL file, not the poll', async (t) => {
+test.serial('sqlite: another connection\'s commit wakes a watcher through the WAL file, not the poll', async (t) => {
   const file = join(dir, 'wake.db');
   const watcher = SqliteStore.open(file, { pollMs: 60_000 });
   const writer = SqliteStore.open(file);
