@@ -165,6 +165,11 @@ export class Ipam {
     return freed;
   }
 
+  /** The addresses an owner holds (at most one per pool), without reading whole pools. */
+  allocationsOf(owner: string): Promise<Allocation[]> {
+    return this.reclaim.allocationsOf(checkOwner(owner));
+  }
+
   /** Allocations of one pool or of all pools, in key order. */
   async listAllocations(poolId?: string): Promise<Allocation[]> {
     const r = await this.retried(() => this.store.range(poolId === undefined ? keys.ipamAllAddresses() : keys.ipamAddresses(poolId)));

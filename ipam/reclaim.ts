@@ -12,6 +12,12 @@ export interface GcOptions {
   isOwnerValid: (owner: string) => boolean | Promise<boolean>;
   /** Hosts whose lease expired: their endpoint allocations and block affinities are freed. */
   deadHosts?: string[];
+  /**
+   * Also treat as dead every host that holds allocations or blocks but has no record under
+   * keys.hosts() (the daemon keeps its record under a lease, so it vanishes when the lease
+   * expires). Only for clusters where every allocating host runs the daemon.
+   */
+  hostsFromRegistry?: boolean;
   /** Only this pool (default: every pool). */
   poolId?: string;
 }
@@ -64,6 +70,19 @@ export class Reclaimer {
     return undefined;
   }
 
+  /** The live allocations of owner (one per pool), through the owner index. */
+  async allocationsOf(owner: string): Promise<Allocation[]> {
+    const idx = await this.read(() => this.store.range(keys.ipamOwnerPools(owner)));
+    const out: Allocation[] = [];
+    for (const o of idx.kvs) {
+      const or = decode<OwnerRecord>(o);
+      const kv = await this.read(() => this.store.get(keys.ipamBlockAddress(lastSegment(o.key), or.block, or.address)));
+      const rec = kv && decode<AddressRecord>(kv);
+      if (rec && rec.req === or.req) out.push(toAllocation(rec));
+    }
+    return out;
+  }
+
   /** Free every address of owner, in every pool. */
   async releaseOwner(owner: string): Promise<Allocation[]> {
     const idx = await this.read(() => this.store.range(keys.ipamOwnerPools(owner)));
@@ -88,6 +107,7 @@ export class Reclaimer {
   async gc(opts: GcOptions): Promise<Allocation[]> {
     const dead = new Set(opts.deadHosts ?? []);
     const all = await this.read(() => this.store.range(opts.poolId ? keys.ipamAddresses(opts.poolId) : keys.ipamAllAddresses()));
+    if (opts.hostsFromRegistry) for (const h of await this.unregistered(all.kvs, opts.poolId)) dead.add(h);
     const freed: Allocation[] = [];
     for (const kv of all.kvs) {
       const rec = decode<AddressRecord>(kv);
@@ -98,6 +118,16 @@ export class Reclaimer {
     await this.cleanOwnerIndex(opts.poolId);
     if (dead.size > 0) await this.releaseBlocks(dead, opts.poolId);
     return freed;
+  }
+
+  private async unregistered(addrs: KeyValue[], poolId?: string): Promise<string[]> {
+    const [live, blocks] = await Promise.all([
+      this.read(() => this.store.range(keys.hosts())),
+      this.read(() => this.store.range(poolId ? keys.ipamBlocks(poolId) : keys.ipamAllBlocks())),
+    ]);
+    const alive = new Set(live.kvs.map((kv) => lastSegment(kv.key)));
+    const seen = new Set([...addrs.map((kv) => decode<AddressRecord>(kv).host), ...blocks.kvs.map((kv) => decode<BlockRecord>(kv).host)]);
+    return [...seen].filter((h) => !alive.has(h));
   }
 
   private async cleanOwnerIndex(poolId?: string): Promise<void> {

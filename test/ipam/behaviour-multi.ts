@@ -98,4 +98,22 @@ export function registerMultiHost(name: string, target: IpamTarget): void {
     t.like((await b.listAllocations(p.poolId)).find((x) => x.address === again.address), { host: 'B', owner: owners[1] });
     t.is((await b.requestAddress(p.poolId)).address, '10.70.0.2', 'B claims the block A no longer holds');
   });
+
+  test(`${name}: GC frees the allocations of a host whose registry lease expired`, async (t) => {
+    const { ipam, store } = await env(t, target);
+    const a = ipam('A');
+    const b = ipam('B');
+    const leaseA = await store.lease(30);
+    await store.put(keys.host('A'), '{}', { lease: leaseA.id });
+    await store.put(keys.host('B'), '{}');
+    const p = await a.requestPool({ space: 'global', cidr: '10.71.0.0/24' });
+    const ra = await a.requestAddress(p.poolId, { owner: ownerForDocker('on-a') });
+    const rb = await b.requestAddress(p.poolId, { owner: ownerForDocker('on-b') });
+    t.deepEqual(await b.gc({ isOwnerValid: () => true, hostsFromRegistry: true }), [], 'both hosts alive');
+    await leaseA.revoke(); // host A's lease is gone, as after a crash and expiry
+    const freed = await b.gc({ isOwnerValid: () => true, hostsFromRegistry: true });
+    t.deepEqual(freed.map((f) => f.address), [ra.address]);
+    t.deepEqual((await b.listAllocations(p.poolId)).map((x) => x.address), [rb.address]);
+    t.deepEqual((await store.range(keys.ipamBlocks(p.poolId))).kvs.map((kv) => JSON.parse(kv.value).host), ['B']);
+  });
 }

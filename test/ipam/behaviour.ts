@@ -195,9 +195,11 @@ export function ipamBehaviour(name: string, target: IpamTarget): void {
     // A dual-stack owner: one address per pool, released together.
     const p6 = await a.requestPool({ space: 'local', cidr: 'fd00:7::/120' });
     await a.requestAddress(p6.poolId, { owner: cni });
+    t.deepEqual((await a.allocationsOf(cni)).map((x) => [x.poolId, x.address]).sort(), [[p.poolId, '10.7.0.3'], [p6.poolId, 'fd00:7::2']].sort());
     const freed = await a.releaseOwner(cni);
     t.deepEqual(freed.map((f) => f.address).sort(), ['10.7.0.3', 'fd00:7::2']);
     t.deepEqual(await a.releaseOwner(cni), []);
+    t.deepEqual(await a.allocationsOf(cni), []);
     const left = await a.listAllocations();
     t.deepEqual(left.map((x) => x.address), ['10.7.0.50']);
     t.like(left[0], { poolId: p.poolId, owner: ep, host: 'h1', kind: 'endpoint' });
