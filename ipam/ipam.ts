@@ -13,6 +13,7 @@ import { type PoolInfo, type PoolRequest, PoolManager, contention, info } from '
 import { type GcOptions, Reclaimer } from './reclaim.js';
 import { type AddressRecord, type Allocation, type AllocationKind, checkOwner, decode, toAllocation } from './records.js';
 import { DEFAULT_RETRY, type RetryPolicy, retryStore } from './retry.js';
+import { setAllocationOwner } from './set-owner.js';
 
 export interface IpamOptions {
   /** This host's id: block affinity and the `host` of every allocation. */
@@ -156,6 +157,19 @@ export class Ipam {
     const freed = await this.reclaim.freeKey(key);
     alloc.forget(a.value);
     return freed !== undefined;
+  }
+
+  /**
+   * Give an address allocated without an owner its owner (Docker: the driver learns the endpoint
+   * at CreateEndpoint). False when the address is not allocated; 'owner-conflict' when someone
+   * else owns it or owner holds another address of the pool. Idempotent.
+   */
+  async setOwner(poolId: string, address: string, owner: string): Promise<boolean> {
+    const who = checkOwner(owner);
+    const alloc = await this.allocator(poolId);
+    const a = this.inPool(alloc, address, 'address');
+    const key = keys.ipamBlockAddress(poolId, alloc.blockOf(a.value), formatAddr(a));
+    return this.retried(() => setAllocationOwner(this.store, poolId, key, who));
   }
 
   /** Free every address of an owner (in every pool). */
