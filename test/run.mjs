@@ -2,7 +2,7 @@
 // Runs the AVA suite with TAP output passed through, then prints the plain
 // closing line CI reads ("ava: N passed, N failed"), keeping AVA's exit status.
 // Extra arguments go to AVA (e.g. a file pattern). Plain JS: runs before any build.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const avaCli = fileURLToPath(new URL('../node_modules/ava/entrypoints/cli.mjs', import.meta.url));
@@ -25,8 +25,20 @@ function count(line) {
   else if (/^ok \d+.*# SKIP/i.test(line)) skipped++;
   else if (/^ok \d+/.test(line)) passed++;
 }
+/**
+ * A safety net, not a substitute for each test's own cleanup: delete namespaces that
+ * tests made (named tsot-…) and left behind, and say so, so a leak is visible.
+ */
+function sweepNamespaces() {
+  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  const left = (r.stdout || '').split('\n').map((l) => l.split(' ')[0]).filter((n) => n && n.startsWith('tsot-'));
+  for (const name of left) spawnSync('ip', ['netns', 'delete', name]);
+  if (left.length) process.stderr.write(`warning: tests left ${left.length} namespace(s) behind, deleted: ${left.join(' ')}\n`);
+}
+
 child.on('close', (code, signal) => {
   if (tail) count(tail);
+  sweepNamespaces();
   const status = code ?? (signal ? 1 : 0);
   // A run that failed outside any test (a crash, a timeout) must not read as green.
   if (status !== 0 && failed === 0) failed = 1;
