@@ -30,6 +30,8 @@ function count(line) {
  * tests made (named tsot-…) and left behind, and say so, so a leak is visible.
  */
 function sweepNamespaces() {
+  // TSO_NO_SWEEP=1 while other suites run on this machine at the same time.
+  if (process.env.TSO_NO_SWEEP === '1') return;
   const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
   const left = (r.stdout || '').split('\n').map((l) => l.split(' ')[0]).filter((n) => n && n.startsWith('tsot-'));
   for (const name of left) spawnSync('ip', ['netns', 'delete', name]);
