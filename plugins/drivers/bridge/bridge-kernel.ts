@@ -66,7 +66,7 @@ export class BridgeKernel {
   async ensureNetwork(cfg: BridgeNetworkConfig): Promise<EnsureNetworkOutcome> {
     const { link: first, created } = await this.host.ensureBridge(cfg.bridge, { mtu: cfg.mtu, group: this.groups.bridge, up: true });
     this.bridgeIndex.set(cfg.bridge, first.index);
-    await this.applySysctls(cfg);
+    await this.applyNetworkSysctls(cfg);
     const have = new Set((await this.host.addresses({ dev: cfg.bridge })).map((a) => a.cidr));
     const want = cfg.subnets.flatMap((s) => (s.gateway ? [{ cidr: `${s.gateway}/${s.prefixLen}`, family: s.family }] : []));
     const missing = want.filter((w) => !have.has(w.cidr));
@@ -77,7 +77,7 @@ export class BridgeKernel {
     return { bridgeCreated: created, addressesAdded: missing.map((m) => m.cidr), link: first };
   }
 
-  private async applySysctls(cfg: BridgeNetworkConfig): Promise<void> {
+  private async applyNetworkSysctls(cfg: BridgeNetworkConfig): Promise<void> {
     const values: Record<string, number> = {};
     const hasV4 = cfg.subnets.some((s) => s.family === 4);
     if (hasV4 && !cfg.internal) values['net.ipv4.ip_forward'] = 1;
@@ -98,6 +98,23 @@ export class BridgeKernel {
         if (!isNotFound(err)) throw err;
         this.log.warn({ network: cfg.id }, 'br_netfilter is not available: icc=false cannot be enforced for bridged traffic');
       }
+    }
+  }
+
+  /**
+   * Apply `name=value` settings a firewall's rules rely on (forwarding, route_localnet on our
+   * bridges, bridge-nf-call). bridge-nf-call keys are missing without br_netfilter: logged.
+   */
+  async applySysctls(list: readonly { name: string; value: string }[], networkId: string): Promise<void> {
+    const isNf = (n: string) => n.startsWith('net.bridge.') || n.startsWith('net/bridge/');
+    await this.host.sysctlSetMany(Object.fromEntries(list.filter((s) => !isNf(s.name)).map((s) => [s.name, s.value])));
+    const nf = list.filter((s) => isNf(s.name));
+    if (nf.length === 0) return;
+    try {
+      await this.host.sysctlSetMany(Object.fromEntries(nf.map((s) => [s.name, s.value])));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      this.log.warn({ network: networkId }, 'br_netfilter is not available: firewall rules do not see bridged traffic');
     }
   }
 

@@ -115,9 +115,11 @@ export class BridgeDriver {
     const r = await this.k.ensureNetwork(cfg);
     if (r.bridgeCreated) undo?.push(() => this.k.deleteBridge(cfg.bridge));
     else if (r.addressesAdded.length > 0) undo?.push(() => this.k.removeAddresses(cfg.bridge, r.addressesAdded));
-    if (this.opts.firewall) {
-      await this.opts.firewall.setNetwork(firewallNetwork(cfg));
-      undo?.push(() => this.opts.firewall!.removeNetwork(cfg.id));
+    const fw = this.opts.firewall;
+    if (fw) {
+      await fw.setNetwork(firewallNetwork(cfg));
+      undo?.push(() => fw.removeNetwork(cfg.id));
+      await this.k.applySysctls(fw.requiredSysctls(), cfg.id);
     } else {
       this.log.warn({ network: cfg.id }, 'no firewall configured: masquerade, icc and isolation rules are not applied');
     }
@@ -325,8 +327,7 @@ export class BridgeDriver {
     const fw = this.opts.firewall;
     if (!fw) throw new DriverError('no-firewall', 'cannot publish ports: no firewall is configured');
     const ep = await this.requireEndpoint(networkId, endpointId);
-    const containerIps = ep.addresses.map((a) => a.split('/')[0]!);
-    const bindings = await fw.publish(ep.id, { networkId, containerIps, mappings });
+    const bindings = await fw.publish(ep.id, { networkId, ...containerIps(ep), mappings });
     let done = false;
     try {
       const updated = await this.records.updateEndpoint(networkId, endpointId, (cur) => ({ ...cur, ports: bindings }));
@@ -336,6 +337,14 @@ export class BridgeDriver {
     } finally {
       if (!done) await this.runUndo([() => fw.unpublish(ep.id)], { endpoint: endpointId });
     }
+  }
+
+  /** The recorded bindings again, exactly (same host addresses and ports). */
+  private async republish(ep: EndpointRecord): Promise<void> {
+    const fw = this.opts.firewall;
+    if (!fw || ep.ports.length === 0) return;
+    const mappings = ep.ports.map((b) => ({ proto: b.proto, containerPort: b.containerPort, hostIp: b.hostIp, hostPort: b.hostPort, hostPortEnd: b.hostPort }));
+    await fw.publish(ep.id, { networkId: ep.networkId, ...containerIps(ep), mappings });
   }
 
   /** Remove an endpoint's published ports. Missing = done. */
@@ -357,6 +366,7 @@ export class BridgeDriver {
       records: this.records,
       kernel: this.k,
       realise: (cfg) => this.realise(cfg),
+      republish: (ep) => this.republish(ep),
       log: this.log,
     });
   }
@@ -422,6 +432,13 @@ export class BridgeDriver {
   }
 }
 
+/** An endpoint's first IPv4 and IPv6 addresses, as the firewall's publish wants them. */
+function containerIps(ep: EndpointRecord): { containerIp: string; containerIpv6?: string } {
+  const bare = ep.addresses.map((a) => a.split('/')[0]!);
+  const v6 = bare.find((a) => a.includes(':'));
+  return { containerIp: bare.find((a) => !a.includes(':')) ?? '', ...(v6 ? { containerIpv6: v6 } : {}) };
+}
+
 function checkTarget(t: JoinTarget): void {
   if (!t || (t.mode !== 'engine' && t.mode !== 'netns')) throw invalidConfig('join mode', (t as { mode?: unknown })?.mode, 'expected engine or netns');
   if (t.mode === 'engine') return;
@@ -461,7 +478,7 @@ export function firewallNetwork(cfg: BridgeNetworkConfig): FirewallNetwork {
   return {
     id: cfg.id,
     bridge: cfg.bridge,
-    subnets: cfg.subnets.map((s) => ({ cidr: s.cidr, family: s.family })),
+    subnets: cfg.subnets.map((s) => s.cidr),
     masquerade: cfg.masquerade,
     icc: cfg.icc,
     internal: cfg.internal,

@@ -4,6 +4,7 @@
 import type { Link } from '../../../netlink/index.js';
 import type { DriverLogger } from '../common/log.js';
 import type { RecordStore } from '../common/record-store.js';
+import type { EndpointRecord } from '../common/records.js';
 import type { BridgeKernel } from './bridge-kernel.js';
 import { configFromRecord, type BridgeNetworkConfig } from './config.js';
 
@@ -17,6 +18,8 @@ export interface ReconcileReport {
   bridgesRemoved: string[];
   /** Host veth ends of ours that no joined endpoint explains, deleted. */
   vethsRemoved: string[];
+  /** Endpoints whose recorded published ports were handed to the firewall again. */
+  republished: string[];
   /** Joined endpoints whose host end is gone (their container lost the interface). */
   endpointsBroken: string[];
   errors: string[];
@@ -28,12 +31,14 @@ export interface ReconcileDeps {
   kernel: BridgeKernel;
   /** Ensure one network's kernel and firewall state; resolves true when the bridge was created. */
   realise: (cfg: BridgeNetworkConfig) => Promise<boolean>;
+  /** Hand an endpoint's recorded port bindings to the firewall again (its state is in memory). */
+  republish: (ep: EndpointRecord) => Promise<void>;
   log: DriverLogger;
 }
 
 /** One reconcile pass (see BridgeDriver.reconcile). */
 export async function reconcileBridges(d: ReconcileDeps): Promise<ReconcileReport> {
-  const report: ReconcileReport = { bridgesCreated: [], reattached: [], bridgesRemoved: [], vethsRemoved: [], endpointsBroken: [], errors: [] };
+  const report: ReconcileReport = { bridgesCreated: [], reattached: [], bridgesRemoved: [], vethsRemoved: [], republished: [], endpointsBroken: [], errors: [] };
   const nets = (await d.records.listNetworks()).filter((n) => n.driver === 'bridge' && n.hostId === d.hostId);
   const cfgs = new Map<string, BridgeNetworkConfig>();
   for (const n of nets) {
@@ -52,6 +57,13 @@ export async function reconcileBridges(d: ReconcileDeps): Promise<ReconcileRepor
     if (!cfg || ep.hostId !== d.hostId || ep.driver !== 'bridge' || !ep.sandbox || !ep.hostVeth) continue;
     joined.add(ep.hostVeth);
     await fixPort(d, report, cfg, ep.hostVeth, links.get(ep.hostVeth), ep.id);
+    if (ep.ports.length === 0) continue;
+    try {
+      await d.republish(ep);
+      report.republished.push(ep.id);
+    } catch (err) {
+      report.errors.push(`republishing ports of ${ep.id}: ${(err as Error).message}`);
+    }
   }
   const bridges = new Set([...cfgs.values()].map((c) => c.bridge));
   for (const l of links.values()) {
