@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { HarnessError } from './harness-error.js';
+import { onProcessEnd } from './proc.js';
 
 export interface BackgroundOptions {
   /** Network namespace path (e.g. `Netns.path`); omitted: the caller's namespace. */
@@ -38,11 +39,10 @@ export function startBackground(cmd: string, args: string[], opts: BackgroundOpt
   if (pid === undefined) throw new HarnessError('harness-spawn', 'internal', `${cmd} did not start`);
   child.unref();
   // Last resort when the test process exits without calling stop().
-  const onExit = () => child.kill('SIGKILL');
-  process.once('exit', onExit);
+  const unregisterExit = onProcessEnd(() => child.kill('SIGKILL'));
   const exited = new Promise<number>((resolve) => {
     const done = (code: number) => {
-      process.removeListener('exit', onExit);
+      unregisterExit();
       resolve(code);
     };
     child.once('exit', (code, signal) => done(code ?? 128 + (signal ? 9 : 0)));

@@ -11,7 +11,7 @@ import { EngineSandbox, sweepStaleEngines } from './engine-sandbox.js';
 import { run, tryRun, type RunOptions, type RunResult } from './exec.js';
 import { HarnessError } from './harness-error.js';
 import { uniqueId } from './netns.js';
-import { mountsUnder } from './proc.js';
+import { mountsUnder, onProcessEnd } from './proc.js';
 
 export interface DockerdOptions {
   /** Path of the host network namespace dockerd runs in (`Netns.path`). */
@@ -43,7 +43,7 @@ const PLUGIN_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 export class DockerEngine {
   readonly socket: string;
   private stopping: Promise<void> | undefined;
-  private readonly onExit = () => this.stopSync();
+  private readonly unregisterExit: () => void;
 
   constructor(
     readonly id: string,
@@ -56,7 +56,7 @@ export class DockerEngine {
     private daemon: BackgroundProcess | undefined = undefined,
   ) {
     this.socket = join(dir, 'docker.sock');
-    process.once('exit', this.onExit);
+    this.unregisterExit = onProcessEnd(() => this.stopSync());
   }
 
   /** dockerd's pid (0 before start). */
@@ -182,7 +182,7 @@ export class DockerEngine {
   }
 
   private async doStop(): Promise<void> {
-    process.removeListener('exit', this.onExit);
+    this.unregisterExit();
     const errors: unknown[] = [];
     const step = async (fn: () => Promise<unknown>) => {
       try {

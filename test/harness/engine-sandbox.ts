@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { run, tryRun, type RunOptions, type RunResult } from './exec.js';
 import { HarnessError } from './harness-error.js';
-import { isAlive, killNamespace, killNamespaceSync, mountNsOf, readProc, removeCgroupTree, removeCgroupTreeSync } from './proc.js';
+import { isAlive, killNamespace, killNamespaceSync, mountNsOf, readProc, removeCgroupTree, removeCgroupTreeUntilGoneSync } from './proc.js';
 
 /** A mount made inside the sandbox, in order. Bind targets are created if missing. */
 export type SandboxMount = { type: 'tmpfs'; target: string } | { type: 'bind'; source: string; target: string };
@@ -99,7 +99,7 @@ export class EngineSandbox {
   destroySync(): void {
     killNamespaceSync(this.mntNs);
     signalQuietly(this.holderPid);
-    removeCgroupTreeSync(this.cgroup);
+    removeCgroupTreeUntilGoneSync(this.cgroup);
     rmSync(this.dir, { recursive: true, force: true });
   }
 

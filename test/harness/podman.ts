@@ -10,7 +10,7 @@ import { EngineSandbox, sweepStaleEngines } from './engine-sandbox.js';
 import { run, tryRun, type RunOptions, type RunResult } from './exec.js';
 import { HarnessError } from './harness-error.js';
 import { uniqueId } from './netns.js';
-import { mountsUnder } from './proc.js';
+import { mountsUnder, onProcessEnd } from './proc.js';
 
 export interface PodmanOptions {
   /** Path of the host network namespace podman runs in (`Netns.path`). */
@@ -36,7 +36,7 @@ export class PodmanHost {
   /** The busybox rootfs to pass after `--rootfs` (every other flag goes before it). */
   readonly rootfs: string;
   private stopping: Promise<void> | undefined;
-  private readonly onExit = () => this.sandbox.destroySync();
+  private readonly unregisterExit: () => void;
 
   constructor(
     readonly id: string,
@@ -47,7 +47,7 @@ export class PodmanHost {
   ) {
     this.networkConfigDir = join(dir, 'net.d');
     this.rootfs = busyboxRootfs();
-    process.once('exit', this.onExit);
+    this.unregisterExit = onProcessEnd(() => this.sandbox.destroySync());
   }
 
   /** The engine's private mount namespace ("mnt:[…]"): every process in it is the engine's. */
@@ -132,7 +132,7 @@ export class PodmanHost {
   }
 
   private async doStop(): Promise<void> {
-    process.removeListener('exit', this.onExit);
+    this.unregisterExit();
     let first: unknown;
     await this.tryPodman(['rm', '-af', '-t', '0'], { timeoutMs: 30_000 }).catch(() => undefined);
     try {

@@ -105,9 +105,21 @@ export async function killNamespace(mntNs: string, timeoutMs = 10_000): Promise<
   }
 }
 
-/** One synchronous SIGKILL pass over the namespace (for exit hooks). */
-export function killNamespaceSync(mntNs: string): void {
-  signalPids(namespaceMembers(mntNs));
+/** Block the thread for `ms` (exit hooks cannot await). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Synchronous `killNamespace` for exit hooks: SIGKILL until none is left, bounded. True when none is. */
+export function killNamespaceSync(mntNs: string, timeoutMs = 5_000): boolean {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pids = namespaceMembers(mntNs);
+    if (pids.length === 0) return true;
+    if (Date.now() > deadline) return false;
+    signalPids(pids);
+    sleepSync(20);
+  }
 }
 
 const CGROUP_NAME = /^tsot-[a-z0-9-]{1,40}$/;
@@ -158,6 +170,16 @@ export function removeCgroupTreeSync(name: string): boolean {
   return clean;
 }
 
+/** Synchronous `removeCgroupTree` for exit hooks (bounded). True when the tree is gone. */
+export function removeCgroupTreeUntilGoneSync(name: string, timeoutMs = 3_000): boolean {
+  const deadline = Date.now() + timeoutMs;
+  while (!removeCgroupTreeSync(name)) {
+    if (Date.now() > deadline) return false;
+    sleepSync(20);
+  }
+  return true;
+}
+
 /** Kill every process in the cgroup tree `name` and remove it from every hierarchy (bounded). */
 export async function removeCgroupTree(name: string, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -177,4 +199,19 @@ export function mountsUnder(dir: string): string[] {
     if (target && (target === dir || target.startsWith(`${dir}/`))) out.push(target);
   }
   return out;
+}
+
+/**
+ * Run `cleanup` (synchronous) when this process ends without the test calling stop():
+ * on normal exit, and on SIGTERM, which AVA sends to a worker on its global timeout and
+ * whose default action would skip 'exit' handlers. Returns the function that unregisters.
+ */
+export function onProcessEnd(cleanup: () => void): () => void {
+  const onTerm = () => process.exit(143);
+  process.once('exit', cleanup);
+  process.once('SIGTERM', onTerm);
+  return () => {
+    process.removeListener('exit', cleanup);
+    process.removeListener('SIGTERM', onTerm);
+  };
 }
