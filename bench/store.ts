@@ -3,10 +3,11 @@
 // embedded SQLite store and a real 3-member etcd cluster started here. Both keep data on the same disk.
 // Run: npx tsx bench/store.ts [--keys 100000] [--samples 300]
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../store/open.js';
-import type { Store } from '../store/types.js';
+import { isRetryable } from '../store/errors.js';
+import type { Op, Store } from '../store/types.js';
 import { startEtcdCluster } from '../test/harness/etcd.js';
 
 interface Figures {
@@ -28,14 +29,34 @@ const CONC = 16;
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
-/** Blind CAS writes on one key by one writer that knows the current modRevision. */
+/** Run fn again while it fails retryable (the writes here are idempotent or re-checked). */
+async function retrying<T>(fn: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isRetryable(err) || i >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** CAS writes on one key by its only writer, which knows the current modRevision. */
 async function casLoop(s: Store, key: string, until: number): Promise<number> {
-  let mod = await s.put(key, '0');
+  let mod = await retrying(() => s.put(key, '0'));
   let n = 0;
   while (performance.now() < until) {
-    const r = await s.txn([{ key, target: 'modRevision', op: '==', value: mod }], [{ type: 'put', key, value: String(++n) }]);
-    if (!r.succeeded) throw new Error('unexpected CAS conflict');
-    mod = r.revision;
+    try {
+      const r = await s.txn([{ key, target: 'modRevision', op: '==', value: mod }], [{ type: 'put', key, value: String(n + 1) }]);
+      if (!r.succeeded) throw new Error('unexpected CAS conflict');
+      mod = r.revision;
+      n++;
+    } catch (err) {
+      if (!isRetryable(err)) throw err;
+      const cur = await retrying(() => s.get(key)); // the write may have landed: resync
+      mod = cur!.modRevision;
+      n = Number(cur!.value);
+    }
   }
   return n;
 }
@@ -44,9 +65,12 @@ async function casLoop(s: Store, key: string, until: number): Promise<number> {
 async function contender(s: Store, key: string, until: number): Promise<number> {
   let ok = 0;
   while (performance.now() < until) {
-    const cur = await s.get(key);
+    const cur = await retrying(() => s.get(key));
     const cmp = cur ? { key, target: 'modRevision' as const, op: '==' as const, value: cur.modRevision } : { key, target: 'createRevision' as const, op: '==' as const, value: 0 };
-    const r = await s.txn([cmp], [{ type: 'put', key, value: String(cur ? Number(cur.value) + 1 : 1) }]);
+    const r = await s.txn([cmp], [{ type: 'put', key, value: String(cur ? Number(cur.value) + 1 : 1) }]).catch((err: unknown) => {
+      if (isRetryable(err)) return { succeeded: false };
+      throw err;
+    });
     if (r.succeeded) ok++;
   }
   return ok;
@@ -73,9 +97,9 @@ async function watchLatency(writer: Store, watcher: Store, prefix: string): Prom
 async function fill(s: Store, prefix: string, n: number, maxOps: number): Promise<void> {
   const inflight: Promise<unknown>[] = [];
   for (let i = 0; i < n; i += maxOps) {
-    const ops = [];
+    const ops: Op[] = [];
     for (let j = i; j < Math.min(n, i + maxOps); j++) ops.push({ type: 'put' as const, key: `${prefix}${String(j).padStart(7, '0')}`, value: `{"address":"10.${j >> 16}.${(j >> 8) & 255}.${j & 255}"}` });
-    inflight.push(s.txn([], ops));
+    inflight.push(retrying(() => s.txn([], ops)));
     if (inflight.length >= 8) await Promise.all(inflight.splice(0));
   }
   await Promise.all(inflight);
@@ -105,7 +129,6 @@ async function measure(label: string, url: string, maxOps: number): Promise<Figu
     const r = await b.range(`${base}big/`);
     const rangeMs = performance.now() - t0;
     if (r.kvs.length !== KEYS) throw new Error(`range returned ${r.kvs.length} keys`);
-    await a.txn([], [{ type: 'deletePrefix', prefix: base }]);
     return { casSeq, casPar, casContended, watchP50: pct(lat, 50), watchP95: pct(lat, 95), rangeMs };
   } finally {
     await Promise.all([b, ...stores].map((s) => s.close()));
@@ -132,7 +155,9 @@ const cluster = await startEtcdCluster({ members: 3, dir: join(dir, 'etcd') });
 try {
   const sq = await measure('sqlite', `sqlite://${join(dir, 'store.db')}`, 128);
   const et = await measure('etcd', cluster.url, 128);
-  process.stdout.write(`store benchmark (data under ${tmpdir()}, sqlite poll 10 ms, etcd 3 members on loopback)\n${table(sq, et)}\n`);
+  process.stdout.write(
+    `store benchmark (data under ${tmpdir()}; sqlite woken by inotify on its WAL; etcd: 3 members on loopback; load average ${loadavg()[0]!.toFixed(1)})\n${table(sq, et)}\n`,
+  );
 } finally {
   await cluster.stop();
   rmSync(dir, { recursive: true, force: true });
