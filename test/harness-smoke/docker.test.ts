@@ -49,6 +49,7 @@ test.serial('runs busybox on the built-in bridge and with --net=none', async (t)
   t.timeout(90_000);
   const e = engine!;
   t.is((await e.docker(['info', '--format', '{{.Name}}'])).trim(), e.hostname, 'own UTS namespace');
+  t.regex((await e.api<{ Version: string }>('/version')).Version, /^20\.10\./);
   const bridged = await e.docker(['run', '--rm', 'busybox:local', 'ip', '-4', '-o', 'addr', 'show', 'eth0']);
   t.regex(bridged, /inet 172\.17\.\d+\.\d+\/16/);
   const none = await e.docker(['run', '--rm', '--net=none', 'busybox:local', 'ip', '-o', 'link']);

@@ -2,7 +2,7 @@
 // and a private mount/UTS namespace: its own /run and /etc/docker, plugin discovery
 // from a directory of the test's choosing, containers under cgroup /tsot-<id>.
 // stop() always leaves nothing behind: processes (by pid), mounts, cgroups, files.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startBackground, type BackgroundProcess } from './background.js';
 import { busyboxRootfs } from './busybox.js';
@@ -263,9 +263,4 @@ export async function startDockerd(opts: DockerdOptions): Promise<DockerEngine> 
     await engine.stop().catch(() => undefined);
     throw err;
   }
-}
-
-/** The pid dockerd wrote to its pidfile (equals `engine.pid`; for cross-checks). */
-export function readDockerPidfile(engine: DockerEngine): number {
-  return Number(readFileSync(join(engine.dir, 'docker.pid'), 'utf8').trim());
 }
