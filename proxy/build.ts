@@ -4,7 +4,7 @@ import {
   bucketChain,
   bucketRange,
   CHAINS,
-  sepChain,
+  affinityList,
   svcChain,
   type Chain,
   type Family,
@@ -152,7 +152,11 @@ export function dispatchRule(proto: Proto, hostPort: number): Rule {
   return { proto, dport: bucketRange(hostPort), target: { kind: 'jump', chain: bucketChain(proto, hostPort) } };
 }
 
-/** A service's TSO-SERVICES rules and its own SVC/SEP chains (empty when it has no backend). */
+/**
+ * A service's TSO-SERVICES rules and one TSO-SVC chain per port (none without backends). Each
+ * backend's DNAT sits in the SVC chain itself (no per-backend chain: thousands of chains make
+ * iptables-restore slow); affinity keeps a per-backend xt_recent list of client addresses.
+ */
 export function serviceRules(s: ServiceState): { entry: Rule[]; chains: Chain[] } {
   const entry: Rule[] = [];
   const chains: Chain[] = [];
@@ -160,19 +164,19 @@ export function serviceRules(s: ServiceState): { entry: Rule[]; chains: Chain[] 
   const n = s.backends.length;
   for (const p of s.ports) {
     const svc = svcChain(s.name, p.proto, p.port);
-    const seps = s.backends.map((ip) => sepChain(s.name, p.proto, p.port, ip, p.targetPort));
+    const dnat = (ip: string): Rule['target'] => ({ kind: 'DNAT', ip, port: p.targetPort });
+    const lists = s.backends.map((ip) => affinityList(s.name, p.proto, p.port, ip, p.targetPort));
     const rules: Rule[] = [];
     if (s.affinitySeconds) {
-      for (const sep of seps) rules.push({ recent: { name: sep, seconds: s.affinitySeconds }, target: { kind: 'jump', chain: sep } });
+      s.backends.forEach((ip, i) => rules.push({ proto: p.proto, recent: { name: lists[i]!, seconds: s.affinitySeconds! }, target: dnat(ip) }));
     }
     // Backend i takes 1/(n-i) of what the earlier ones left: an even spread overall.
-    seps.forEach((sep, i) => rules.push({ probability: i < n - 1 ? 1 / (n - i) : undefined, target: { kind: 'jump', chain: sep } }));
-    chains.push({ table: 'nat', name: svc, ordered: true, rules });
     s.backends.forEach((ip, i) => {
-      const dnat: Rule = { proto: p.proto, target: { kind: 'DNAT', ip, port: p.targetPort } };
-      if (s.affinitySeconds) dnat.recent = { name: seps[i]!, set: true };
-      chains.push({ table: 'nat', name: seps[i]!, ordered: true, rules: [dnat] });
+      const r: Rule = { proto: p.proto, probability: i < n - 1 ? 1 / (n - i) : undefined, target: dnat(ip) };
+      if (s.affinitySeconds) r.recent = { name: lists[i]!, set: true };
+      rules.push(r);
     });
+    chains.push({ table: 'nat', name: svc, ordered: true, rules });
     entry.push({ dst: hostCidr(s.vip), proto: p.proto, dport: p.port, target: { kind: 'jump', chain: svc } });
   }
   return { entry, chains };

@@ -57,6 +57,8 @@ export class Firewall {
   private readonly links = new Map<string, LinkState & { id: string }>();
   private readonly services = new Map<string, ServiceState>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** Inside bulk(): chains to sync when it ends. */
+  private pending?: Changed;
 
   constructor(private readonly opts: FirewallOptions = {}) {
     this.tools = opts.tools ?? new NetnsTools(opts.netnsPath);
@@ -80,6 +82,10 @@ export class Firewall {
 
   /** Apply; on failure put the desired state back (undo) and re-apply it, then rethrow. */
   private async commit(changed: Changed, undo: () => Changed): Promise<void> {
+    if (this.pending) {
+      for (const f of FAMILIES) for (const k of changed[f]) this.pending[f].add(k);
+      return;
+    }
     try {
       await this.sync(changed);
     } catch (err) {
@@ -88,6 +94,26 @@ export class Firewall {
       await this.sync(back).catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * Run fn with kernel syncs deferred, then apply everything it changed in one transaction per
+   * family (a restart re-adding thousands of endpoints). Validation and port conflicts still fail
+   * the individual calls; a kernel failure at the end fails bulk() as a whole.
+   */
+  async bulk<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.pending) return fn();
+    this.pending = DesiredState.changed();
+    let result: T;
+    try {
+      result = await fn();
+    } finally {
+      await this.queue;
+      const pending = this.pending;
+      this.pending = undefined;
+      await this.serial(() => this.sync(pending));
+    }
+    return result;
   }
 
   /** Install our base chains and jumps, repairing whatever differs (same as reconcile). */

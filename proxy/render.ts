@@ -81,16 +81,17 @@ export function renderRule(rule: Rule, family: Family): string {
     if (rule.ctstate.length === 0 || rule.ctstate.some((s) => !CT_STATES.includes(s))) fail('ctstate', rule.ctstate);
     out.push(`-m conntrack --ctstate ${CT_STATES.filter((s) => rule.ctstate!.includes(s)).join(',')}`);
   }
+  if (rule.probability !== undefined) out.push(`-m statistic --mode random --probability ${probabilityText(rule.probability)}`);
   if (rule.recent !== undefined) {
+    // The list name follows the chain-name scheme (TSO-AFF-…).
     const name = v.chainName(rule.recent.name);
     if ('set' in rule.recent) out.push(`-m recent --set --name ${name} --mask ${MASK[family]} --rsource`);
     else {
       const s = rule.recent.seconds;
       if (!Number.isInteger(s) || s < 1 || s > 86400 * 7) fail('affinity seconds', s);
-      out.push(`-m recent --rcheck --seconds ${s} --reap --name ${name} --mask ${MASK[family]} --rsource`);
+      out.push(`-m recent --update --seconds ${s} --reap --name ${name} --mask ${MASK[family]} --rsource`);
     }
   }
-  if (rule.probability !== undefined) out.push(`-m statistic --mode random --probability ${probabilityText(rule.probability)}`);
   out.push(targetText(rule.target, family));
   return out.join(' ');
 }

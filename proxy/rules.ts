@@ -39,7 +39,7 @@ export interface Rule {
   sport?: number;
   dstType?: 'LOCAL';
   ctstate?: readonly CtState[];
-  /** xt_recent, keyed by the source address: set on entry, or check within `seconds`. */
+  /** xt_recent keyed by the source address: record it (set), or match and refresh it within `seconds` (update). */
   recent?: { name: string; set: true } | { name: string; seconds: number };
   /** xt_statistic random mode, 0 < p < 1. */
   probability?: number;
@@ -103,9 +103,9 @@ export function svcChain(service: string, proto: Proto, port: number): string {
   return `TSO-SVC-${hash16(['svc', service, proto, port])}`;
 }
 
-/** TSO-SEP-<16 hex>: one chain per service port and backend. */
-export function sepChain(service: string, proto: Proto, port: number, backendIp: string, targetPort: number): string {
-  return `TSO-SEP-${hash16(['sep', service, proto, port, backendIp, targetPort])}`;
+/** TSO-AFF-<16 hex>: the xt_recent list of clients pinned to one backend of a service port (not a chain). */
+export function affinityList(service: string, proto: Proto, port: number, backendIp: string, targetPort: number): string {
+  return `TSO-AFF-${hash16(['aff', service, proto, port, backendIp, targetPort])}`;
 }
 
 /** The table/name key used for maps of chains. */

@@ -26,8 +26,13 @@ export function proto(value: unknown, field = 'protocol'): Proto {
   throw new ProxyError('invalid-protocol', `${field}: unknown protocol ${JSON.stringify(value)} (tcp, udp or sctp)`);
 }
 
+const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+/** A canonical dotted quad (no leading zeros): the fast path for the common case. */
+const IPV4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
+
 /** An IP address, canonical (IPv6 compressed, lower case). IPv4-mapped IPv6 and zones are refused. */
 export function ip(value: unknown, field: string): { addr: string; family: Family } {
+  if (typeof value === 'string' && IPV4.test(value)) return { addr: value, family: 4 };
   const family = typeof value === 'string' ? isIP(value) : 0;
   if (family === 4) return { addr: ipaddr.IPv4.parse(value as string).toString(), family: 4 };
   if (family === 6 && !(value as string).includes('%')) {
@@ -50,6 +55,7 @@ export function cidr(value: unknown, field: string): { cidr: string; family: Fam
   const { family } = ip(addr, field);
   const prefix = Number(len);
   if (prefix > (family === 4 ? 32 : 128)) throw bad();
+  if (prefix === (family === 4 ? 32 : 128)) return { cidr: `${ip(addr, field).addr}/${prefix}`, family, prefix };
   const net = family === 4 ? ipaddr.IPv4.networkAddressFromCIDR(value) : ipaddr.IPv6.networkAddressFromCIDR(value);
   const base = net.kind() === 'ipv6' ? (net as ipaddr.IPv6).toRFC5952String() : net.toString();
   return { cidr: `${base}/${prefix}`, family, prefix };
