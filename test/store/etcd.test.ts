@@ -2,6 +2,7 @@
 // plus etcd-only behaviour: namespace prefix from the URL, watch resumption across a member restart.
 import test from 'ava';
 import { openStore } from '../../store/open.js';
+import { run } from '../harness/exec.js';
 import type { WatchEvent } from '../../store/types.js';
 import { startEtcdCluster, type EtcdCluster } from '../harness/etcd.js';
 import { storeConformance, uniquePrefix, waitFor } from './conformance.js';
@@ -70,4 +71,24 @@ test.serial('etcd: a watch carries on across a restart of the member it streams 
   await waitFor(seen, (e) => e.length >= 30, 10_000, 'all 30');
   await new Promise((r) => setTimeout(r, 200));
   t.deepEqual(seen.map((e) => e.value), Array.from({ length: 30 }, (_, i) => `v${i}`));
+});
+
+// Serial, so the compaction happens before the concurrent tests write their own history.
+test.serial('etcd: a watch from a compacted revision gets onGap(compacted)', async (t) => {
+  const c = await getCluster();
+  const s = await openStore(c.url);
+  t.teardown(() => s.close());
+  const p = uniquePrefix('compact');
+  const first = await s.put(`${p}k`, '1');
+  const last = await s.put(`${p}k`, '2');
+  await run('etcdctl', [`--endpoints=${c.endpoints[0]}`, 'compact', String(last)], { env: { ...process.env, ETCDCTL_API: '3' } });
+  const gap = await new Promise<Error>((resolve, reject) => {
+    s.watch(p, () => reject(new Error('no event expected')), { fromRevision: first, onGap: resolve }).catch(reject);
+  });
+  t.like(gap, { code: 'compacted' });
+  const evs: WatchEvent[] = [];
+  const w = await s.watch(p, (e) => evs.push(e), { fromRevision: last });
+  t.teardown(() => w.cancel());
+  await waitFor(evs, (e) => e.length === 1, 5000, 'the event at the compaction revision');
+  t.is(evs[0]!.value, '2');
 });
