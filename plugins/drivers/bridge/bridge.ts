@@ -1,15 +1,15 @@
 // The bridge driver's verbs: networks (a Linux bridge + gateway + firewall rules), endpoints
 // (a veth pair per endpoint) and published ports, recorded in the store. Front-end neutral: typed
 // inputs only. Each ADD has one rollback path; each DEL is idempotent and best-effort.
-import { isExists, isNotFound, validateIfName, validateNetnsPath, type Kernel, type NetnsHandle } from '../../../netlink/index.js';
+import { isNotFound, type Kernel, type NetnsHandle } from '../../../netlink/index.js';
 import type { Store } from '../../../store/index.js';
-import { DriverError, invalidConfig } from '../common/errors.js';
+import { DriverError } from '../common/errors.js';
 import type { FirewallNetwork, FirewallPort, PortBinding, PortMappingRequest } from '../common/firewall-port.js';
 import { silentLogger, type DriverLogger } from '../common/log.js';
 import { macFromAddress, vethNames } from '../common/naming.js';
 import { RecordStore } from '../common/record-store.js';
 import type { EndpointRecord, NetworkRecord } from '../common/records.js';
-import { BridgeKernel, failedOnFirstLine, interfaceExists, type VethPlan } from './bridge-kernel.js';
+import { BridgeKernel } from './bridge-kernel.js';
 import {
   configFromRecord,
   networkRecordFields,
@@ -19,7 +19,11 @@ import {
   type BridgeNetworkInput,
   type EndpointInput,
 } from './config.js';
+import { checkTarget, joinResult, planVeth, VethJoiner, type JoinResult, type JoinTarget } from './join.js';
 import { reconcileBridges, type ReconcileReport } from './reconcile.js';
+
+export type { JoinResult, JoinTarget } from './join.js';
+export type { ReconcileReport } from './reconcile.js';
 
 /** Link groups marking the bridge driver's links: 'tsbr' and 'tsve' in ASCII. */
 export const DEFAULT_LINK_GROUPS = Object.freeze({ bridge: 0x74736272, veth: 0x74737665 });
@@ -39,31 +43,11 @@ export interface BridgeDriverOptions {
   now?: () => Date;
 }
 
-/** Where a joined endpoint's interface goes. */
-export type JoinTarget =
-  /** The engine moves the interface itself (Docker): both ends are made in the host namespace. */
-  | { mode: 'engine' }
-  /** The driver makes the interface inside `netnsPath` as `ifname` (CNI). */
-  | { mode: 'netns'; netnsPath: string; ifname: string; defaultRoute?: boolean };
-
-export interface JoinResult {
-  /** Host end of the pair, on the bridge. */
-  hostVeth: string;
-  /** engine mode: the interface the engine must move into the sandbox (Docker's SrcName). */
-  srcName?: string;
-  /** netns mode: the interface inside the container. */
-  ifname?: string;
-  mac: string;
-  addresses: string[];
-  /** The network's gateways; absent on internal networks (no route out). */
-  gateways: { ipv4?: string; ipv6?: string };
-  mtu: number;
-}
-
 /** The bridge driver. One instance per host namespace; verbs may run concurrently on different endpoints. */
 export class BridgeDriver {
   private readonly records: RecordStore;
   private readonly k: BridgeKernel;
+  private readonly joiner: VethJoiner;
   private readonly log: DriverLogger;
   private readonly now: () => Date;
 
@@ -72,6 +56,7 @@ export class BridgeDriver {
     this.records = new RecordStore(opts.store, (key, err) => this.log.error({ key, err: err.message }, 'skipping unreadable record'));
     this.k = new BridgeKernel(opts.kernel, opts.hostNetns, opts.linkGroups ?? DEFAULT_LINK_GROUPS, this.log);
     this.now = opts.now ?? (() => new Date());
+    this.joiner = new VethJoiner(opts.kernel, this.k, (cfg) => this.realise(cfg), this.log);
   }
 
   /** The host namespace handle (for callers that inspect what the driver made). */
@@ -213,18 +198,12 @@ export class BridgeDriver {
     const ep = await this.requireEndpoint(networkId, endpointId);
     checkTarget(target);
     if (ep.sandbox) throw new DriverError('endpoint-joined', `endpoint ${endpointId} is already joined (${ep.sandbox.mode})`);
-    const names = vethNames(ep.id);
-    const plan: VethPlan = {
-      hostVeth: ep.hostVeth ?? names.host,
-      peer: target.mode === 'engine' ? names.peer : target.ifname,
-      mac: ep.mac ?? macFromAddress(ep.addresses[0]!.split('/')[0]!),
-      addresses: ep.addresses.map((c) => ({ cidr: c, family: c.includes(':') ? 6 : 4 })),
-    };
+    const plan = planVeth(ep, target);
     const state = { created: false };
     let done = false;
     try {
-      if (target.mode === 'engine') await this.joinEngine(cfg, plan, state);
-      else await this.joinNetns(cfg, plan, target, state);
+      if (target.mode === 'engine') await this.joiner.engine(cfg, plan, state);
+      else await this.joiner.netns(cfg, plan, target, state);
       const updated = await this.records.updateEndpoint(networkId, endpointId, (cur) => ({
         ...cur,
         hostVeth: plan.hostVeth,
@@ -237,58 +216,6 @@ export class BridgeDriver {
       if (!done && state.created) await this.runUndo([() => this.k.deleteVeth(plan.hostVeth)], { endpoint: endpointId });
     }
     return joinResult(cfg, plan, target);
-  }
-
-  private async joinEngine(cfg: BridgeNetworkConfig, plan: VethPlan, state: { created: boolean }): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        state.created = true;
-        await this.k.addEngineVeth(cfg, plan);
-        return;
-      } catch (err) {
-        if (!failedOnFirstLine(err, `link add name ${plan.hostVeth} `)) throw err;
-        state.created = false;
-        if (attempt > 0) throw err;
-        if (isNotFound(err)) await this.realise(cfg); // the bridge is gone: make it again
-        else if (isExists(err)) await this.removeStaleVeth(plan, plan.peer);
-        else throw err;
-      }
-    }
-  }
-
-  private async joinNetns(cfg: BridgeNetworkConfig, plan: VethPlan, t: Extract<JoinTarget, { mode: 'netns' }>, state: { created: boolean }): Promise<void> {
-    const ctr = this.opts.kernel.ns(t.netnsPath);
-    const routes =
-      cfg.internal || t.defaultRoute === false
-        ? []
-        : cfg.subnets.filter((s) => s.gateway && plan.addresses.some((a) => a.family === s.family)).map((s) => ({ via: s.gateway! }));
-    for (let attempt = 0; ; attempt++) {
-      let index = await this.k.bridgeIndexOf(cfg.bridge);
-      if (index === null) {
-        await this.realise(cfg);
-        index = (await this.k.bridgeIndexOf(cfg.bridge))!;
-      }
-      try {
-        state.created = true;
-        await this.k.addNetnsVeth(cfg, plan, ctr, index, routes);
-        return;
-      } catch (err) {
-        if (!failedOnFirstLine(err, `link add name ${plan.hostVeth} `)) throw err;
-        state.created = false;
-        if (isExists(err) && (await ctr.link(t.ifname))) throw interfaceExists(t.ifname, t.netnsPath);
-        if (attempt > 0) throw err;
-        if (isExists(err)) await this.removeStaleVeth(plan);
-        else if (isNotFound(err)) this.k.forgetBridge(cfg.bridge); // stale ifindex: read it again
-        else throw err;
-      }
-    }
-  }
-
-  /** A host end left by a join that crashed before recording: ours by name, not joined. */
-  private async removeStaleVeth(plan: VethPlan, peer?: string): Promise<void> {
-    this.log.warn({ hostVeth: plan.hostVeth }, 'removing a stale veth left by an unfinished join');
-    await this.k.deleteVeth(plan.hostVeth);
-    if (peer) await this.k.deleteVeth(peer);
   }
 
   /** Take an endpoint's interface away (the veth pair is deleted). Missing anything = done. */
@@ -437,40 +364,6 @@ function containerIps(ep: EndpointRecord): { containerIp: string; containerIpv6?
   const bare = ep.addresses.map((a) => a.split('/')[0]!);
   const v6 = bare.find((a) => a.includes(':'));
   return { containerIp: bare.find((a) => !a.includes(':')) ?? '', ...(v6 ? { containerIpv6: v6 } : {}) };
-}
-
-function checkTarget(t: JoinTarget): void {
-  if (!t || (t.mode !== 'engine' && t.mode !== 'netns')) throw invalidConfig('join mode', (t as { mode?: unknown })?.mode, 'expected engine or netns');
-  if (t.mode === 'engine') return;
-  try {
-    validateNetnsPath(t.netnsPath, 'netnsPath');
-  } catch {
-    throw invalidConfig('netnsPath', t.netnsPath, 'expected an absolute namespace path');
-  }
-  try {
-    validateIfName(t.ifname, 'ifname');
-  } catch (err) {
-    throw invalidConfig('ifname', t.ifname, (err as Error).message.replace(/^invalid .*?: /, ''));
-  }
-}
-
-function joinResult(cfg: BridgeNetworkConfig, plan: VethPlan, target: JoinTarget): JoinResult {
-  const gateways: JoinResult['gateways'] = {};
-  if (!cfg.internal) {
-    for (const s of cfg.subnets) {
-      if (!s.gateway || !plan.addresses.some((a) => a.family === s.family)) continue;
-      if (s.family === 4) gateways.ipv4 ??= s.gateway;
-      else gateways.ipv6 ??= s.gateway;
-    }
-  }
-  return {
-    hostVeth: plan.hostVeth,
-    ...(target.mode === 'engine' ? { srcName: plan.peer } : { ifname: plan.peer }),
-    mac: plan.mac,
-    addresses: plan.addresses.map((a) => a.cidr),
-    gateways,
-    mtu: cfg.mtu,
-  };
 }
 
 /** The firewall's view of a network. */
