@@ -1,12 +1,19 @@
-// The composition root: opens the store, registers this host under a liveness lease,
-// serves the local API, and stops cleanly on request. Stopping never tears down the
-// data plane: links and rules stay, and a restart reconciles from the store.
+// The composition root: opens the store, registers this host under a liveness lease, builds
+// the kernel, firewall and IPAM once, serves the Docker plugins and the local API, and stops
+// cleanly on request. Stopping never tears down the data plane: links and rules stay, and a
+// restart reconciles from the store.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { Ipam } from '../ipam/index.js';
+import { Kernel } from '../netlink/index.js';
+import { HostPortAllocator, readListeners } from '../proxy/allocator.js';
+import { NetnsTools } from '../proxy/exec.js';
+import { Firewall } from '../proxy/firewall.js';
 import { keys } from '../store/keys.js';
 import { openStore } from '../store/open.js';
 import type { Lease, Store } from '../store/types.js';
 import type { DaemonConfig } from './config.js';
+import { startDockerPlugins, type DockerPlugins } from './docker-plugins.js';
 import { startLocalApi, type LocalApi } from './local-api.js';
 import type { Logger } from './log.js';
 
@@ -33,6 +40,7 @@ export class Daemon {
   private store?: Store;
   private lease?: Lease;
   private api?: LocalApi;
+  private docker?: DockerPlugins;
   private advertise: string | null = null;
   private readonly startedAt = new Date().toISOString();
   private stopping = false;
@@ -52,6 +60,7 @@ export class Daemon {
       this.store = await openStore(this.cfg.store);
       this.log.info({ store: this.store.description }, 'store opened');
       await this.register();
+      this.docker = await this.startDocker(this.store);
       this.api = await startLocalApi({ socket: this.cfg.socket, log: this.log, status: () => this.status() });
       this.log.info({ socket: this.cfg.socket, advertise: this.advertise }, 'daemon ready');
     } catch (err) {
@@ -65,11 +74,27 @@ export class Daemon {
     if (this.stopping) return;
     this.stopping = true;
     await this.api?.close();
+    await this.docker?.close();
     // Not revoked: peers keep this host's data plane for the lease's lifetime, so a
     // quick restart (upgrade, crash) does not interrupt traffic (DESIGN.md "State").
     this.lease?.release();
     await this.store?.close();
     this.log.info('daemon stopped');
+  }
+
+  /** Kernel, firewall and IPAM, made once here and handed to the drivers. */
+  private async startDocker(store: Store): Promise<DockerPlugins> {
+    const kernel = new Kernel();
+    const host = kernel.ns();
+    const tools = new NetnsTools();
+    const firewall = new Firewall({
+      tools,
+      allocator: new HostPortAllocator({ hostId: this.cfg.hostId, store, listeners: () => readListeners(tools) }),
+    });
+    // Auto pools never overlap a route of this host (docker0's 172.17.0.0/16, the LAN, …).
+    const hostRoutes = async () => (await host.routes()).map((r) => r.dst).filter((d) => d !== 'default');
+    const ipam = new Ipam(store, { hostId: this.cfg.hostId, hostRoutes });
+    return startDockerPlugins({ hostId: this.cfg.hostId, pluginDir: this.cfg.pluginDir, store, kernel, firewall, ipam, log: this.log });
   }
 
   private makeDirs(): void {

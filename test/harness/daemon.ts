@@ -18,10 +18,14 @@ export interface DaemonHandle {
   child: ChildProcess;
   /** Every log line so far (JSON lines from pino). */
   logs: string[];
-  /** Resolves with the first log record whose msg matches. */
-  waitForLog(msg: string | RegExp, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Resolves with the first log record whose msg matches (or that the predicate accepts). */
+  waitForLog(msg: string | RegExp | ((rec: Record<string, unknown>) => boolean), timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Parsed log records so far (lines that are not JSON are skipped). */
+  records(): Record<string, unknown>[];
   /** SIGTERM and wait for exit (SIGKILL after timeoutMs); resolves with the exit code. */
   stop(timeoutMs?: number): Promise<number | null>;
+  /** SIGKILL (a crash) and wait for the exit. */
+  kill(): Promise<void>;
   /** Stop and remove the temp dir (unless keepDir). */
   cleanup(): Promise<void>;
 }
@@ -33,18 +37,38 @@ export function spawnCli(args: string[], netnsPath?: string): ChildProcess {
   return spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-export async function startDaemon(opts: { netnsPath?: string; hostId?: string; extraArgs?: string[]; store?: string; dir?: string } = {}): Promise<DaemonHandle> {
+export interface StartDaemonOptions {
+  /** Network namespace to run in (e.g. a Docker engine's, so its drivers make links there). */
+  netnsPath?: string;
+  hostId?: string;
+  extraArgs?: string[];
+  store?: string;
+  /** Working dir (kept by cleanup when given); default a new temp dir. */
+  dir?: string;
+  /** --plugin-dir (e.g. `engine.pluginDir`); default `<dir>/plugins`. */
+  pluginDir?: string;
+}
+
+type LogMatch = string | RegExp | ((rec: Record<string, unknown>) => boolean);
+
+function matcher(msg: LogMatch): (rec: Record<string, unknown>) => boolean {
+  if (typeof msg === 'function') return msg;
+  const re = typeof msg === 'string' ? new RegExp(`^${msg}$`) : msg;
+  return (rec) => re.test(String(rec.msg));
+}
+
+export async function startDaemon(opts: StartDaemonOptions = {}): Promise<DaemonHandle> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'tso-daemon-'));
   const stateDir = join(dir, 'state');
   const store = opts.store ?? `sqlite://${join(stateDir, 'store.db')}`;
-  const pluginDir = join(dir, 'plugins');
+  const pluginDir = opts.pluginDir ?? join(dir, 'plugins');
   const socket = join(dir, 'run', 'tsoverlay.sock');
   const args = ['daemon', '--state-dir', stateDir, '--store', store, '--plugin-dir', pluginDir, '--socket', socket];
   if (opts.hostId) args.push('--host-id', opts.hostId);
   args.push(...(opts.extraArgs ?? []));
   const child = spawnCli(args, opts.netnsPath);
   const logs: string[] = [];
-  const waiters: { re: RegExp; resolve: (r: Record<string, unknown>) => void }[] = [];
+  const waiters: { match: (rec: Record<string, unknown>) => boolean; resolve: (r: Record<string, unknown>) => void }[] = [];
   let buf = '';
   const onLine = (line: string) => {
     logs.push(line);
@@ -55,7 +79,7 @@ export async function startDaemon(opts: { netnsPath?: string; hostId?: string; e
       return;
     }
     for (const w of [...waiters]) {
-      if (w.re.test(String(rec.msg))) {
+      if (w.match(rec)) {
         waiters.splice(waiters.indexOf(w), 1);
         w.resolve(rec);
       }
@@ -78,14 +102,31 @@ export async function startDaemon(opts: { netnsPath?: string; hostId?: string; e
     child,
     logs,
     waitForLog(msg, timeoutMs = 20_000) {
-      const re = typeof msg === 'string' ? new RegExp(`^${msg}$`) : msg;
-      const seen = logs.map((l) => { try { return JSON.parse(l); } catch { return undefined; } }).find((r) => r && re.test(String(r.msg)));
+      const match = matcher(msg);
+      const seen = handle.records().find(match);
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no log "${re}" within ${timeoutMs} ms; logs:\n${logs.join('\n')}`)), timeoutMs);
-        exited.then((code) => reject(new Error(`daemon exited (${code}) before log "${re}"; logs:\n${logs.join('\n')}`)));
-        waiters.push({ re, resolve: (r) => { clearTimeout(timer); resolve(r); } });
+        const timer = setTimeout(() => reject(new Error(`no log "${String(msg)}" within ${timeoutMs} ms; logs:\n${logs.join('\n')}`)), timeoutMs);
+        exited.then((code) => reject(new Error(`daemon exited (${code}) before log "${String(msg)}"; logs:\n${logs.join('\n')}`)));
+        waiters.push({ match, resolve: (r) => { clearTimeout(timer); resolve(r); } });
       });
+    },
+    records() {
+      const out: Record<string, unknown>[] = [];
+      for (const l of logs) {
+        try {
+          const r = JSON.parse(l);
+          if (r && typeof r === 'object') out.push(r);
+        } catch {
+          // stderr text or a partial line
+        }
+      }
+      return out;
+    },
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await exited;
     },
     async stop(timeoutMs = 10_000) {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;

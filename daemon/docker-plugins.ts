@@ -1,0 +1,67 @@
+// The daemon's Docker side: the bridge driver behind `tsbridge`, the IPAM behind `tsipam`,
+// served to the engine on the plugin dir; reconciled from the store before serving, so a
+// restarted daemon finds bridges, rules and published ports as the records say.
+import { Ipam } from '../ipam/index.js';
+import type { Kernel } from '../netlink/index.js';
+import { BridgeDriver } from '../plugins/drivers/bridge/bridge.js';
+import { DockerIpam } from '../plugins/libnetwork/adapters/ipam.js';
+import { DockerBridgeNetwork } from '../plugins/libnetwork/adapters/network.js';
+import { IpamOwners } from '../plugins/libnetwork/adapters/owners.js';
+import { startPluginServer, type PluginServer } from '../plugins/libnetwork/server.js';
+import type { Firewall } from '../proxy/firewall.js';
+import type { Store } from '../store/types.js';
+import type { Logger } from './log.js';
+
+export interface DockerPluginsDeps {
+  hostId: string;
+  /** Where the sockets go (`tsbridge.sock`, `tsipam.sock`, …). */
+  pluginDir: string;
+  store: Store;
+  kernel: Kernel;
+  firewall: Firewall;
+  ipam: Ipam;
+  log: Logger;
+}
+
+export interface DockerPlugins {
+  readonly server: PluginServer;
+  readonly bridge: BridgeDriver;
+  /** Stop serving (sockets removed); the data plane stays. */
+  close(): Promise<void>;
+}
+
+/** The plugin names the engine sees. */
+export const PLUGIN_NAMES = Object.freeze({ bridge: 'tsbridge', host: 'tshost', ipam: 'tsipam' });
+
+/**
+ * Build the drivers, reconcile them with the store (bridges, addresses, rules, published ports;
+ * stale chains removed), then serve them. A reconcile error on one object is logged, not fatal.
+ */
+export async function startDockerPlugins(deps: DockerPluginsDeps): Promise<DockerPlugins> {
+  const log = deps.log.child({ component: 'docker' });
+  const bridge = new BridgeDriver({
+    kernel: deps.kernel,
+    store: deps.store,
+    hostId: deps.hostId,
+    firewall: deps.firewall,
+    log: log.child({ driver: PLUGIN_NAMES.bridge }),
+  });
+  await reconcile(deps.firewall, bridge, log);
+  const owners = new IpamOwners(deps.ipam);
+  const server = await startPluginServer({
+    pluginDir: deps.pluginDir,
+    drivers: { [PLUGIN_NAMES.bridge]: new DockerBridgeNetwork({ driver: bridge, name: PLUGIN_NAMES.bridge, owners }) },
+    ipam: { name: PLUGIN_NAMES.ipam, backend: new DockerIpam({ ipam: deps.ipam, hostId: deps.hostId }) },
+    log,
+  });
+  return { server, bridge, close: () => server.close() };
+}
+
+async function reconcile(firewall: Firewall, bridge: BridgeDriver, log: Logger): Promise<void> {
+  const started = Date.now();
+  // Desired rules from the records first, then a full pass that also drops stale chains.
+  const report = await bridge.reconcile();
+  await firewall.reconcile();
+  const level = report.errors.length > 0 ? 'warn' : 'info';
+  log[level]({ ms: Date.now() - started, ...report }, 'docker drivers reconciled');
+}
