@@ -35,6 +35,7 @@ export type CommitResult =
 export class PoolChanged extends Error {}
 
 const MAX_TRIES = 64;
+const CURSOR_EVERY_MS = 100;
 
 /** One pool's allocator for one host (one per Ipam instance and pool). */
 export class PoolAllocator {
@@ -47,6 +48,7 @@ export class PoolAllocator {
   private ready: Promise<void> | undefined;
   private readonly phases = new Map<string, Promise<unknown>>();
   private readonly batcher: TxnBatcher;
+  private cursorSavedAt = -Infinity;
 
   constructor(
     private readonly ctx: AllocatorContext,
@@ -326,7 +328,11 @@ export class PoolAllocator {
       compares.push(absent(ownerKey));
       ops.push({ type: 'put', key: ownerKey, value: JSON.stringify({ address, block: blockName, req: rec.req } satisfies OwnerRecord) });
     }
-    const hint = moveCursor ? { type: 'put' as const, key: keys.ipamCursor(this.poolId, this.ctx.hostId), value: JSON.stringify({ address }) } : undefined;
+    // The stored cursor only serves instances started later (CNI execs, a restarted daemon):
+    // a long-lived instance persists its position at most every CURSOR_EVERY_MS.
+    const persist = moveCursor && performance.now() - this.cursorSavedAt >= CURSOR_EVERY_MS;
+    if (persist) this.cursorSavedAt = performance.now();
+    const hint = persist ? { type: 'put' as const, key: keys.ipamCursor(this.poolId, this.ctx.hostId), value: JSON.stringify({ address }) } : undefined;
     let result: CommitResult = { status: 'retry' };
     try {
       // The same CAS (same req id) is re-sent after a store failure: if an earlier try was
