@@ -116,4 +116,18 @@ export function registerMultiHost(name: string, target: IpamTarget): void {
     t.deepEqual((await b.listAllocations(p.poolId)).map((x) => x.address), [rb.address]);
     t.deepEqual((await store.range(keys.ipamBlocks(p.poolId))).kvs.map((kv) => JSON.parse(kv.value).host), ['B']);
   });
+
+  test(`${name}: hosts racing to create pools: identical requests share one, overlapping ones lose cleanly`, async (t) => {
+    const { ipam, open } = await env(t, target);
+    const hosts = await Promise.all(['A', 'B', 'C', 'D'].map(async (h) => ipam(h, {}, await open())));
+    const same = await Promise.all(hosts.map((h) => h.requestPool({ space: 'global', cidr: '10.80.0.0/16', ref: `net-${h === hosts[0] ? 'a' : 'x'}` })));
+    t.is(new Set(same.map((p) => p.poolId)).size, 1);
+    t.deepEqual([...(await hosts[0]!.getPool(same[0]!.poolId)).refs].sort(), ['net-a', 'net-x']);
+    const racing = await Promise.allSettled(['10.81.0.0/16', '10.81.0.0/17', '10.81.0.0/24', '10.81.0.0/18'].map((cidr, i) => hosts[i]!.requestPool({ space: 'global', cidr })));
+    const won = racing.filter((r) => r.status === 'fulfilled');
+    t.is(won.length, 1, 'exactly one of four overlapping pools is created');
+    for (const r of racing) if (r.status === 'rejected') t.is((r.reason as IpamError).code, 'pool-overlap');
+    const autos = await Promise.all(hosts.map((h) => h.requestPool({ space: 'global' })));
+    t.is(new Set(autos.map((p) => p.cidr)).size, 4, 'concurrent auto requests get different pools');
+  });
 }
