@@ -26,7 +26,13 @@ export async function setAllocationOwner(store: Store, poolId: string, key: stri
     const held = await store.get(ownerKey);
     if (held) {
       const o = decode<OwnerRecord>(held);
-      throw new IpamError('owner-conflict', `owner ${owner} already holds ${o.address} in pool ${poolId}, not ${rec.address}`);
+      const live = await store.get(keys.ipamBlockAddress(poolId, o.block, o.address));
+      if (live && decode<AddressRecord>(live).req === o.req) {
+        throw new IpamError('owner-conflict', `owner ${owner} already holds ${o.address} in pool ${poolId}, not ${rec.address}`);
+      }
+      // A stale index entry (its address was freed): drop it and try again.
+      await store.txn([unchanged(ownerKey, held.modRevision)], [{ type: 'delete', key: ownerKey }]);
+      continue;
     }
     const index: OwnerRecord = { address: rec.address, block: rec.block, req: rec.req };
     const r = await store.txn(

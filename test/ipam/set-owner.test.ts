@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ipam, IpamError, ownerForDocker } from '../../ipam/index.js';
+import { keys } from '../../store/keys.js';
 import { openStore } from '../../store/open.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tsot-ipown-'));
@@ -35,4 +36,9 @@ test('setOwner: once, idempotently, refused for another owner; then release and 
   t.deepEqual(freed.map((f) => f.address), [b.address]);
   t.deepEqual((await ipam.releaseOwner(ep1)).map((f) => f.address), [a.address]);
   t.deepEqual(await ipam.listAllocations(p.poolId), []);
+  // A stale owner index entry (its address long gone) does not block setting that owner.
+  const c = await ipam.requestAddress(p.poolId);
+  await store.put(keys.ipamOwner(ep1, p.poolId), JSON.stringify({ address: '10.40.0.250', block: '10.40.0.192/26', req: 'gone' }));
+  t.true(await ipam.setOwner(p.poolId, c.address, ep1));
+  t.deepEqual((await ipam.allocationsOf(ep1)).map((x) => x.address), [c.address]);
 });
