@@ -61,8 +61,21 @@ export function cidr(value: unknown, field: string): { cidr: string; family: Fam
   return { cidr: `${base}/${prefix}`, family, prefix };
 }
 
+function v4int(a: string): number {
+  const p = a.split('.');
+  return ((Number(p[0]) << 24) | (Number(p[1]) << 16) | (Number(p[2]) << 8) | Number(p[3])) >>> 0;
+}
+
 /** True when addr (canonical) lies in the canonical CIDR c. */
 export function contains(c: string, addr: string): boolean {
+  const slash = c.indexOf('/');
+  const base = c.slice(0, slash);
+  if (IPV4.test(base)) {
+    if (!IPV4.test(addr)) return false;
+    const len = Number(c.slice(slash + 1));
+    const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+    return ((v4int(addr) & mask) >>> 0) === ((v4int(base) & mask) >>> 0);
+  }
   const [net, len] = ipaddr.parseCIDR(c);
   const a = ipaddr.parse(addr);
   return a.kind() === net.kind() && a.match(net, len);
