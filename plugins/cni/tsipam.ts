@@ -1,0 +1,32 @@
+// The tsipam CNI IPAM plugin's spec and main: light on purpose (protocol modules only);
+// the IPAM, the store and SQLite load only when no daemon takes the request.
+import { DEFAULT_DAEMON_SOCKET, standaloneContext, type CniContext } from './context.js';
+import { runPlugin, type CniRequest, type PluginSpec } from './skel.js';
+
+/** Where a request for a plugin with this config goes: `ipam.daemonSocket`, the plugin's `daemonSocket`, or the default. */
+export function daemonSocketOf(req: Pick<CniRequest, 'conf'>, ipamFirst = false): string {
+  const ipam = (req.conf.ipam ?? {}) as Record<string, unknown>;
+  const own = typeof req.conf.daemonSocket === 'string' && req.conf.daemonSocket !== '' ? req.conf.daemonSocket : undefined;
+  const fromIpam = typeof ipam.daemonSocket === 'string' && ipam.daemonSocket !== '' ? ipam.daemonSocket : undefined;
+  return (ipamFirst ? (fromIpam ?? own) : own) ?? DEFAULT_DAEMON_SOCKET;
+}
+
+/**
+ * tsipam's spec. With `ctx` (the daemon) the handlers run in that context and nothing is
+ * handed off; without, the executable hands off to the daemon when one listens and
+ * otherwise runs standalone against the store.
+ */
+export function tsipamSpec(ctx?: CniContext): PluginSpec {
+  const spec: PluginSpec = {
+    name: 'tsipam',
+    about: 'tsipam: tsoverlay IPAM CNI plugin (host-local compatible ranges, allocations in the tsoverlay store)',
+    handlers: async () => (await import('./tsipam-handlers.js')).createTsipamHandlers(ctx ?? standaloneContext()),
+  };
+  if (!ctx) spec.daemonSocket = (req) => daemonSocketOf(req, true);
+  return spec;
+}
+
+/** The executable's main (bin/tsipam.ts): one invocation, then exit. */
+export function main(): Promise<never> {
+  return runPlugin(tsipamSpec());
+}

@@ -1,0 +1,83 @@
+// Running tsoverlay's CNI plugins like a runtime does: a CNI_PATH directory with one
+// executable per plugin (a small sh wrapper running bin/<plugin>.ts through tsx, so no
+// build is needed), the reference plugins after it, env + stdin per call.
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { tryRun } from '../harness/exec.js';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const REFERENCE_DIR = '/usr/lib/cni';
+export const OUR_PLUGINS = ['tsbridge', 'tshost', 'tsipam', 'tsportmap'] as const;
+
+/** Register a cleanup (AVA's t.teardown shape). */
+export interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/** A temp directory removed at teardown. */
+export async function tempDir(t: Teardown, tag = 'cni'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `tsot-${tag}-`));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/**
+ * A CNI bin directory holding our plugins as executables. Each is a sh wrapper that runs
+ * the TypeScript entry through tsx (loader by absolute URL, so any cwd works).
+ */
+export async function pluginDir(t: Teardown): Promise<string> {
+  const dir = await tempDir(t, 'cnibin');
+  const loader = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+  for (const p of OUR_PLUGINS) {
+    const file = join(dir, p);
+    const script = `#!/bin/sh\nexec '${process.execPath}' --import='${loader}' '${join(ROOT, 'bin', `${p}.ts`)}' "$@"\n`;
+    await writeFile(file, script);
+    await chmod(file, 0o755);
+  }
+  return dir;
+}
+
+/** Attachment parameters of one call. */
+export interface CallEnv {
+  containerId?: string;
+  netns?: string;
+  ifname?: string;
+  args?: string;
+  /** CNI_PATH; default `<bin>:/usr/lib/cni`. */
+  path?: string;
+  extra?: Record<string, string>;
+}
+
+export interface CallResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  json: any;
+}
+
+/** Run plugin `file` with a CNI command and config; never throws for a plugin error. */
+export async function call(file: string, command: string, conf: unknown, env: CallEnv = {}, timeoutMs = 60_000): Promise<CallResult> {
+  const vars: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: command, ...(env.extra ?? {}) };
+  if (env.containerId !== undefined) vars.CNI_CONTAINERID = env.containerId;
+  if (env.netns !== undefined) vars.CNI_NETNS = env.netns;
+  if (env.ifname !== undefined) vars.CNI_IFNAME = env.ifname;
+  if (env.args !== undefined) vars.CNI_ARGS = env.args;
+  vars.CNI_PATH = env.path ?? `${join(file, '..')}:${REFERENCE_DIR}`;
+  const r = await tryRun(file, [], { env: vars, input: typeof conf === 'string' ? conf : JSON.stringify(conf), timeoutMs });
+  let json: unknown;
+  try {
+    json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { ...r, json };
+}
+
+/** A plugin caller bound to a bin directory. */
+export function caller(bin: string) {
+  return (plugin: string, command: string, conf: unknown, env: CallEnv = {}) =>
+    call(plugin.startsWith('/') ? plugin : join(plugin.startsWith('ts') ? bin : REFERENCE_DIR, plugin), command, conf, { path: `${bin}:${REFERENCE_DIR}`, ...env });
+}
