@@ -6,7 +6,8 @@ import { validateIfName, validateMac } from '../../../netlink/index.js';
 import { invalidConfig } from '../common/errors.js';
 import { silentLogger, type DriverLogger } from '../common/log.js';
 import { shortHash } from '../common/naming.js';
-import type { ExposedPortRecord, NetworkRecord, Protocol } from '../common/records.js';
+import type { ExposedPortRecord, NetworkRecord } from '../common/records.js';
+import { checkId, checkName, exposedPorts, knownOptions, nameList, parseBool, parseIntIn } from '../common/validate.js';
 
 /** Driver option keys (front ends map their own spellings onto these). */
 export const BRIDGE_OPTION_KEYS = ['bridge', 'mtu', 'icc', 'masquerade', 'hairpin', 'hostBindingIpv4'] as const;
@@ -82,33 +83,6 @@ export interface EndpointConfig {
   exposed: ExposedPortRecord[];
 }
 
-// Go's strconv.ParseBool spellings (what Docker's own drivers accept), plus JSON booleans.
-const TRUE = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
-const FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
-
-function bool(key: string, v: unknown): boolean {
-  if (typeof v === 'boolean') return v;
-  if (typeof v === 'string' && TRUE.has(v)) return true;
-  if (typeof v === 'string' && FALSE.has(v)) return false;
-  throw invalidConfig(key, v, 'expected a boolean (true/false)');
-}
-
-function int(key: string, v: unknown, min: number, max: number): number {
-  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d{1,10}$/.test(v) ? Number(v) : NaN;
-  if (!Number.isInteger(n)) throw invalidConfig(key, v, 'expected an integer');
-  if (n < min || n > max) throw invalidConfig(key, v, `must be between ${min} and ${max}`);
-  return n;
-}
-
-/** Check an id (network, endpoint, container): 1–255 characters without control characters. */
-export function checkId(key: string, v: unknown): string {
-  // eslint-disable-next-line no-control-regex
-  if (typeof v !== 'string' || v.length === 0 || v.length > 255 || /[\u0000-\u001f\u007f]/.test(v)) {
-    throw invalidConfig(key, v, 'expected 1–255 printable characters');
-  }
-  return v;
-}
-
 function bridgeName(key: string, v: unknown): string {
   if (typeof v === 'string' && v.includes('/')) throw invalidConfig(key, v, "must not contain '/'");
   try {
@@ -162,9 +136,7 @@ function parseSubnet(i: number, s: unknown): SubnetConfig {
 function parseNetworkFields(input: BridgeNetworkInput): Pick<BridgeNetworkConfig, 'id' | 'name' | 'subnets' | 'internal' | 'ipv6'> {
   if (typeof input !== 'object' || input === null) throw invalidConfig('network', input, 'expected an object');
   const id = checkId('id', input.id);
-  if (input.name !== undefined && (typeof input.name !== 'string' || input.name.length > 255)) {
-    throw invalidConfig('name', input.name, 'expected a string of up to 255 characters');
-  }
+  const name = checkName('name', input.name);
   if (!Array.isArray(input.subnets) || input.subnets.length === 0) throw invalidConfig('subnets', input.subnets, 'at least one subnet is required');
   const subnets = input.subnets.map((s, i) => parseSubnet(i, s));
   for (let i = 0; i < subnets.length; i++) {
@@ -174,12 +146,12 @@ function parseNetworkFields(input: BridgeNetworkInput): Pick<BridgeNetworkConfig
       if (cidr.cidrsOverlap(a, b)) throw invalidConfig(`subnets[${i}].subnet`, subnets[i]!.cidr, `overlaps ${subnets[j]!.cidr}`);
     }
   }
-  const internal = input.internal === undefined ? false : bool('internal', input.internal);
+  const internal = input.internal === undefined ? false : parseBool('internal', input.internal);
   const hasV6 = subnets.some((s) => s.family === 6);
-  const ipv6 = input.ipv6 === undefined ? hasV6 : bool('ipv6', input.ipv6);
+  const ipv6 = input.ipv6 === undefined ? hasV6 : parseBool('ipv6', input.ipv6);
   if (ipv6 && !hasV6) throw invalidConfig('ipv6', input.ipv6, 'IPv6 is enabled but no subnet is IPv6');
   if (!ipv6 && hasV6) throw invalidConfig('ipv6', input.ipv6, 'a subnet is IPv6 but IPv6 is disabled');
-  return { id, ...(input.name !== undefined ? { name: input.name } : {}), subnets, internal, ipv6 };
+  return { id, ...(name !== undefined ? { name } : {}), subnets, internal, ipv6 };
 }
 
 /**
@@ -188,25 +160,16 @@ function parseNetworkFields(input: BridgeNetworkInput): Pick<BridgeNetworkConfig
  */
 export function parseBridgeNetwork(input: BridgeNetworkInput, log: DriverLogger = silentLogger): BridgeNetworkConfig {
   const base = parseNetworkFields(input);
-  const raw = input.options ?? {};
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalidConfig('options', raw, 'expected an object');
-  const known = new Set<string>(BRIDGE_OPTION_KEYS);
-  const options: Record<string, string | number | boolean> = {};
-  for (const [k, v] of Object.entries(raw)) {
-    if (!known.has(k)) {
-      log.warn({ network: base.id, option: k, value: v }, 'ignoring unknown bridge driver option');
-      continue;
-    }
-    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw invalidConfig(k, v, 'expected a string, number or boolean');
-    options[k] = v;
-  }
+  const options = knownOptions(input.options, BRIDGE_OPTION_KEYS, (option, value) =>
+    log.warn({ network: base.id, option, value }, 'ignoring unknown bridge driver option'),
+  );
   const cfg: BridgeNetworkConfig = {
     ...base,
     bridge: options.bridge === undefined ? defaultBridgeName(base.id) : bridgeName('bridge', options.bridge),
-    mtu: options.mtu === undefined ? BRIDGE_DEFAULTS.mtu : int('mtu', options.mtu, 68, 65535),
-    icc: options.icc === undefined ? BRIDGE_DEFAULTS.icc : bool('icc', options.icc),
-    masquerade: options.masquerade === undefined ? BRIDGE_DEFAULTS.masquerade : bool('masquerade', options.masquerade),
-    hairpin: options.hairpin === undefined ? BRIDGE_DEFAULTS.hairpin : bool('hairpin', options.hairpin),
+    mtu: options.mtu === undefined ? BRIDGE_DEFAULTS.mtu : parseIntIn('mtu', options.mtu, 68, 65535),
+    icc: options.icc === undefined ? BRIDGE_DEFAULTS.icc : parseBool('icc', options.icc),
+    masquerade: options.masquerade === undefined ? BRIDGE_DEFAULTS.masquerade : parseBool('masquerade', options.masquerade),
+    hairpin: options.hairpin === undefined ? BRIDGE_DEFAULTS.hairpin : parseBool('hairpin', options.hairpin),
     options,
   };
   if (options.hostBindingIpv4 !== undefined) cfg.hostBindingIpv4 = ipv4('hostBindingIpv4', options.hostBindingIpv4);
@@ -257,16 +220,6 @@ export function configFromRecord(rec: NetworkRecord): BridgeNetworkConfig {
   };
 }
 
-const PROTOS: readonly Protocol[] = ['tcp', 'udp', 'sctp'];
-
-function stringList(key: string, v: unknown): string[] {
-  if (v === undefined) return [];
-  if (!Array.isArray(v) || !v.every((s) => typeof s === 'string' && s.length > 0 && s.length <= 255)) {
-    throw invalidConfig(key, v, 'expected a list of names of 1–255 characters');
-  }
-  return [...v];
-}
-
 /** Validate an endpoint input against its network's subnets. */
 export function parseEndpoint(input: EndpointInput, net: BridgeNetworkConfig): EndpointConfig {
   if (typeof input !== 'object' || input === null) throw invalidConfig('endpoint', input, 'expected an object');
@@ -278,12 +231,9 @@ export function parseEndpoint(input: EndpointInput, net: BridgeNetworkConfig): E
   const out: EndpointConfig = {
     id,
     addresses,
-    names: stringList('names', input.names),
-    aliases: stringList('aliases', input.aliases),
-    exposed: (input.exposed ?? []).map((p, i) => {
-      if (!p || !PROTOS.includes(p.proto)) throw invalidConfig(`exposed[${i}].proto`, p?.proto, 'expected tcp, udp or sctp');
-      return { proto: p.proto, port: int(`exposed[${i}].port`, p.port, 1, 65535) };
-    }),
+    names: nameList('names', input.names),
+    aliases: nameList('aliases', input.aliases),
+    exposed: exposedPorts('exposed', input.exposed),
   };
   if (input.mac !== undefined && input.mac !== '') {
     try {
@@ -305,6 +255,6 @@ function endpointAddress(key: string, a: unknown, net: BridgeNetworkConfig): End
   const subnet = net.subnets.find((s) => cidr.cidrContains(cidr.parseCidr(s.cidr), parsed));
   if (!subnet) throw invalidConfig(key, a, `not inside any subnet of network ${net.id} (${net.subnets.map((s) => s.cidr).join(', ')})`);
   if (subnet.gateway === address) throw invalidConfig(key, a, "is the network's gateway");
-  const prefixLen = slash < 0 ? subnet.prefixLen : int(key, text.slice(slash + 1), 0, subnet.family === 4 ? 32 : 128);
+  const prefixLen = slash < 0 ? subnet.prefixLen : parseIntIn(key, text.slice(slash + 1), 0, subnet.family === 4 ? 32 : 128);
   return { cidr: `${address}/${prefixLen}`, address, family: subnet.family };
 }
