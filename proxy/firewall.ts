@@ -1,7 +1,7 @@
 // The facade drivers call for every firewall rule: networks, published ports, links, service
 // VIPs. Holds the desired state in memory, applies only the chains a change touches (one
 // iptables-restore per family), rolls back on failure, and reconciles against iptables-save.
-import { HostPortAllocator, type PortWant, type Reservation } from './allocator.js';
+import { HostPortAllocator, readListeners, type PortWant, type Reservation } from './allocator.js';
 import type { LinkState, NetworkState, PortBinding, ServiceState } from './build.js';
 import { DesiredState, type Changed } from './desired.js';
 import { ProxyError } from './errors.js';
@@ -20,7 +20,7 @@ export interface FirewallOptions {
   /** Network namespace to program (undefined = the daemon's own). */
   netnsPath?: string;
   tools?: NetnsTools;
-  /** Host-port reservations (default: in this process only, host id "local"). */
+  /** Host-port reservations (default: in this process only, host id "local", avoiding the namespace's listeners). */
   allocator?: HostPortAllocator;
   /** Whether a specific host address belongs to this host (default: `ip -j addr` in the namespace). */
   isLocalAddress?: (ip: string) => Promise<boolean>;
@@ -63,7 +63,7 @@ export class Firewall {
   constructor(private readonly opts: FirewallOptions = {}) {
     this.tools = opts.tools ?? new NetnsTools(opts.netnsPath);
     this.backends = { 4: new IptablesBackend({ family: 4, tools: this.tools }), 6: new IptablesBackend({ family: 6, tools: this.tools }) };
-    this.allocator = opts.allocator ?? new HostPortAllocator({ hostId: 'local' });
+    this.allocator = opts.allocator ?? new HostPortAllocator({ hostId: 'local', listeners: () => readListeners(this.tools) });
     this.isLocal = opts.isLocalAddress ?? localAddressChecker(this.tools);
   }
 

@@ -49,6 +49,13 @@ test.serial('ip::containerPort and -P take random ports from the range', async (
   t.is(await reach(topo.nb, 'tcp', HOST_IP, 9090), 'ERR:ECONNREFUSED', 'the replaced mapping is gone');
 });
 
+test.serial('only packets addressed to a local address are DNAT\'d (CVE-2025-67499)', async (t) => {
+  // The neighbour routes another network through the host: port 8080 there is not ours to take.
+  await topo.nb.ip('route', 'add', '10.88.0.0/24', 'via', HOST_IP);
+  t.regex(await reach(topo.nb, 'tcp', '10.88.0.1', 8080, 700), /^ERR:/);
+  t.regex(await reach(topo.nb, 'tcp', containerIp(0), 8080, 700), /^ERR:/, 'nor the container address on the host port');
+});
+
 test.serial('ranges map one to one', async (t) => {
   await pub(0, ['8080:80', '5300:53/udp', '8000-8002:80-82']);
   for (const p of [8000, 8001, 8002]) t.is(await reach(topo.nb, 'tcp', HOST_IP, p), `c0 ${NB_IP}`, String(p));
@@ -125,12 +132,15 @@ test.serial('the reconciler restores a flushed chain and removes stale ones', as
   await topo.host.exec('iptables', ['-t', 'nat', '-N', 'TSO-STALE']);
   await topo.host.exec('iptables', ['-t', 'nat', '-A', 'OUTPUT', '-j', 'TSO-STALE']);
   await topo.host.exec('iptables', ['-t', 'filter', '-D', 'FORWARD', '-j', 'TSO-FORWARD']);
+  // Someone else's chain, installed while ours was missing: ours must come after it (CVE-2019-9946).
+  await topo.host.exec('iptables', ['-t', 'filter', '-N', 'OTHER-FORWARD']);
+  await topo.host.exec('iptables', ['-t', 'filter', '-A', 'FORWARD', '-j', 'OTHER-FORWARD']);
   const stats = await topo.fw.reconcile();
   t.true(stats[4].deleted >= 1);
   t.is(await reach(topo.nb, 'tcp', HOST_IP, 8080), `c0 ${NB_IP}`);
   const dump = await saveAll(topo.host);
   t.false(dump.includes('TSO-STALE'));
-  t.regex(dump, /^-A FORWARD -j TSO-FORWARD$/m, 'the FORWARD jump is appended again');
+  t.regex(dump, /^-A FORWARD -j OTHER-FORWARD\n-A FORWARD -j TSO-FORWARD$/m, 'the FORWARD jump is appended again, after the other');
   t.is((await topo.fw.reconcile())[4].lines, 0, 'a second pass finds nothing to do');
 });
 
