@@ -27,16 +27,47 @@ program
     process.exitCode = await runDaemon(opts);
   });
 
-const host = program.command('host').description('hosts registered in the store');
-host
-  .command('ls')
+/** The options every command that reads or writes state takes. */
+function stateOptions(cmd: Command): Command {
+  return cmd
+    .option('--store <url>', 'store URL (default sqlite://<state-dir>/store.db)')
+    .option('--state-dir <dir>', 'state directory for the default store', '/var/lib/tsoverlay')
+    .option('--json', 'print JSON');
+}
+
+/**
+ * Run a command module's function and set the exit code from it. Our errors (they carry
+ * a `kind`) print their message alone; anything else is a bug and keeps its stack.
+ */
+function act<O>(load: () => Promise<(opts: O) => Promise<number>>) {
+  return async (opts: O) => {
+    try {
+      const fn = await load();
+      process.exitCode = await fn(opts);
+    } catch (err) {
+      const known = err instanceof Error && typeof (err as { kind?: unknown }).kind === 'string';
+      process.stderr.write(`tsoverlay: ${known ? err.message : (err as Error)?.stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    }
+  };
+}
+
+stateOptions(program.command('host').description('hosts registered in the store').command('ls'))
   .description('list hosts with their advertise address and liveness')
-  .option('--store <url>', 'store URL (default sqlite:///var/lib/tsoverlay/store.db)')
-  .option('--state-dir <dir>', 'state directory for the default store', '/var/lib/tsoverlay')
-  .option('--json', 'print a JSON array')
-  .action(async (opts) => {
-    const { hostLs } = await import('../daemon/commands/ls.js');
-    process.exitCode = await hostLs(opts);
-  });
+  .action(act(async () => (await import('../daemon/commands/ls.js')).hostLs));
+
+stateOptions(program.command('network').description('networks of every driver and host').command('ls'))
+  .description('list networks')
+  .action(act(async () => (await import('../daemon/commands/ls.js')).networkLs));
+
+stateOptions(program.command('endpoint').description('endpoints (container attachments)').command('ls'))
+  .description('list endpoints with host, addresses and published ports')
+  .option('--network <id>', 'only this network')
+  .action(act(async () => (await import('../daemon/commands/ls.js')).endpointLs));
+
+stateOptions(program.command('ipam').description('address allocations').command('ls'))
+  .description('list allocations as {address, pool, network, owner, host}')
+  .option('--pool <id>', 'only this pool')
+  .action(act(async () => (await import('../daemon/commands/ls.js')).ipamLs));
 
 await program.parseAsync(process.argv);

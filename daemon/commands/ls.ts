@@ -1,7 +1,12 @@
-// Read-only listing commands over the store (`tsoverlay host ls`, …): they read the
-// store directly, so they work on any host that reaches it, daemon running or not.
+// Read-only listing commands over the store (`tsoverlay host|network|endpoint|ipam ls`):
+// they read the store directly, so they work on any host that reaches it, daemon or not.
+import { Ipam, type Allocation } from '../../ipam/index.js';
+import { cidrContains, parseAddress, parseCidr } from '../../ipam/cidr.js';
+import { RecordStore } from '../../plugins/drivers/common/record-store.js';
+import type { NetworkRecord } from '../../plugins/drivers/common/records.js';
 import { keys } from '../../store/keys.js';
 import { openStore } from '../../store/open.js';
+import type { Store } from '../../store/types.js';
 import type { HostRecord } from '../daemon.js';
 
 export interface LsOptions {
@@ -16,17 +21,31 @@ export function printRows(rows: Record<string, unknown>[], columns: string[], js
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     return;
   }
-  const cell = (v: unknown) => (v === null || v === undefined ? '-' : String(v));
+  const cell = (v: unknown) => (v === null || v === undefined ? '-' : Array.isArray(v) ? v.join(',') || '-' : String(v));
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
   process.stdout.write(`${line(columns.map((c) => c.toUpperCase()))}\n`);
   for (const r of rows) process.stdout.write(`${line(columns.map((c) => cell(r[c])))}\n`);
 }
 
-/** `tsoverlay host ls`: every registered host; a host is alive while its lease lasts. */
-export async function hostLs(opts: LsOptions): Promise<number> {
+/** Open the store named by the options, run fn, close the store. */
+async function withStore<T>(opts: LsOptions, fn: (store: Store) => Promise<T>): Promise<T> {
   const store = await openStore(opts.store ?? `sqlite://${opts.stateDir}/store.db`);
   try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/** Records of the store; an unreadable record is reported on stderr and skipped. */
+function records(store: Store): RecordStore {
+  return new RecordStore(store, (key, err) => process.stderr.write(`skipping ${key}: ${err.message}\n`));
+}
+
+/** `tsoverlay host ls`: every registered host; a host is alive while its lease lasts. */
+export function hostLs(opts: LsOptions): Promise<number> {
+  return withStore(opts, async (store) => {
     const { kvs } = await store.range(keys.hosts());
     const rows = kvs.map((kv) => {
       const rec = JSON.parse(kv.value) as HostRecord;
@@ -34,7 +53,74 @@ export async function hostLs(opts: LsOptions): Promise<number> {
     });
     printRows(rows, ['id', 'advertise', 'alive'], opts.json);
     return 0;
-  } finally {
-    await store.close();
+  });
+}
+
+/** `tsoverlay network ls`: every network of every driver and host. */
+export function networkLs(opts: LsOptions): Promise<number> {
+  return withStore(opts, async (store) => {
+    const recs = records(store);
+    const eps = await recs.listAllEndpoints();
+    const rows = (await recs.listNetworks()).map((n) => ({
+      id: n.id,
+      name: n.name ?? null,
+      driver: n.driver,
+      scope: n.scope,
+      subnets: n.subnets,
+      gateways: n.gateways,
+      bridge: n.bridge ?? null,
+      internal: n.internal,
+      endpoints: eps.filter((ep) => ep.networkId === n.id).length,
+    }));
+    printRows(rows, ['id', 'name', 'driver', 'scope', 'subnets', 'gateways', 'bridge', 'internal', 'endpoints'], opts.json);
+    return 0;
+  });
+}
+
+/** `tsoverlay endpoint ls`: every endpoint with its host, addresses and published ports. */
+export function endpointLs(opts: LsOptions & { network?: string }): Promise<number> {
+  return withStore(opts, async (store) => {
+    const recs = records(store);
+    const eps = opts.network ? await recs.listEndpoints(opts.network) : await recs.listAllEndpoints();
+    const rows = eps.map((ep) => {
+      return {
+        id: ep.id,
+        network: ep.networkId,
+        host: ep.hostId,
+        container: ep.containerId ?? null,
+        names: [...ep.names, ...ep.aliases],
+        addresses: ep.addresses,
+        mac: ep.mac ?? null,
+        ports: ep.ports.map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.proto}`),
+      };
+    });
+    printRows(rows, ['id', 'network', 'host', 'container', 'names', 'addresses', 'mac', 'ports'], opts.json);
+    return 0;
+  });
+}
+
+/** The network whose subnets hold an allocation's address (null when none does). */
+function networkOf(a: Allocation, nets: NetworkRecord[]): string | null {
+  for (const n of nets) {
+    if (n.subnets.some((s) => cidrContains(parseCidr(s), parseAddress(a.address)))) return n.name ?? n.id;
   }
+  return null;
+}
+
+/** `tsoverlay ipam ls`: every allocation as {address, pool, network, owner, host}. */
+export function ipamLs(opts: LsOptions & { pool?: string }): Promise<number> {
+  return withStore(opts, async (store) => {
+    const ipam = new Ipam(store, { hostId: 'cli' });
+    const [allocs, nets] = await Promise.all([ipam.listAllocations(opts.pool), records(store).listNetworks()]);
+    const rows = allocs.map((a) => ({
+      address: a.address,
+      pool: a.poolId,
+      network: networkOf(a, nets),
+      owner: a.owner,
+      host: a.host,
+      kind: a.kind,
+    }));
+    printRows(rows, ['address', 'pool', 'network', 'owner', 'host', 'kind'], opts.json);
+    return 0;
+  });
 }
