@@ -1,0 +1,106 @@
+// Restarts under a real engine: the plugin daemon restarted (SIGTERM and SIGKILL) with running
+// containers, the daemon killed between CreateEndpoint and Join, and dockerd restarted. After
+// each, containers keep working, new ones start, and nothing leaks (records, addresses, veths).
+import test from 'ava';
+import { containerIPv4, pingFromContainer } from '../harness/container.js';
+import type { Netns } from '../harness/netns.js';
+import { eventually, startWorld, type World } from './world.js';
+
+let world: World | undefined;
+let client: Netns | undefined;
+
+test.before(async () => {
+  world = await startWorld('drs', { logLevel: 'debug' });
+  client = await world.nets.add('cli');
+  await world.nets.link(world.host, 'vcli', '10.221.0.1/24', client, 'eth0', '10.221.0.2/24');
+  await world.docker(['network', 'create', '-d', 'tsbridge', '--ipam-driver', 'tsipam', '--subnet', '10.70.0.0/24', 'rs']);
+});
+test.after.always(async () => {
+  await world?.cleanup();
+});
+
+function w(): World {
+  if (!world) throw new Error('setup failed');
+  return world;
+}
+
+const get = () => client!.tryExec('curl', ['-sS', '-m', '3', 'http://10.221.0.1:8090/passwd'], { timeoutMs: 6_000 });
+
+/** Our veth host ends in the engine's namespace. */
+async function veths(): Promise<string[]> {
+  const out = await w().host.ip('-o', 'link', 'show', 'type', 'veth');
+  return out.split('\n').map((l) => l.split(':')[1]?.trim().split('@')[0] ?? '').filter((n) => n.startsWith('tso') || n.startsWith('tsc'));
+}
+
+/** Endpoint records, endpoint allocations and veths: one of each per running container. */
+async function inventory() {
+  const allocs = (await w().keysLike('/ipam/addresses/')).map((k) => k.split('/').pop()!).filter((a) => a !== '10.70.0.1');
+  return { endpoints: (await w().keysLike('/endpoints/')).length, addresses: allocs.length, veths: (await veths()).length };
+}
+
+test.serial('the daemon restarted (SIGTERM, then SIGKILL) with running containers: they keep working, new ones start', async (t) => {
+  const { engine } = w();
+  await engine.docker(['run', '-d', '--name', 'r1', '--net', 'rs', '-p', '8090:80', 'busybox:local', 'httpd', '-f', '-p', '80', '-h', '/etc']);
+  await engine.docker(['run', '-d', '--name', 'r2', '--net', 'rs', 'busybox:local', 'sleep', '600']);
+  t.is((await get()).code, 0);
+  for (const how of ['SIGTERM', 'SIGKILL'] as const) {
+    if (how === 'SIGKILL') await w().daemon.kill();
+    await w().restartDaemon();
+    t.true(await pingFromContainer(engine, 'r2', 'r1'), `${how}: running containers still talk`);
+    const r = await get();
+    t.is(r.code, 0, `${how}: the published port still answers: ${r.stderr}`);
+    await engine.docker(['run', '--rm', '--net', 'rs', 'busybox:local', 'ping', '-c', '1', '-W', '2', 'r1']);
+  }
+  t.deepEqual(await inventory(), { endpoints: 2, addresses: 2, veths: 2 });
+  await engine.docker(['rm', '-f', 'r1', 'r2']);
+  t.deepEqual(await inventory(), { endpoints: 0, addresses: 0, veths: 0 });
+});
+
+test.serial('the daemon killed between CreateEndpoint and Join: the start succeeds or fails cleanly, nothing leaks', async (t) => {
+  const { engine } = w();
+  const created = (rec: Record<string, unknown>) => rec.method === 'NetworkDriver.CreateEndpoint' && rec.status === 200;
+  const seen = w().daemon.records().filter(created).length;
+  const started = engine.tryDocker(['run', '-d', '--name', 'k1', '--net', 'rs', 'busybox:local', 'sleep', '600'], { timeoutMs: 90_000 });
+  await w().daemon.waitForLog((rec) => created(rec) && w().daemon.records().filter(created).length > seen, 30_000);
+  await w().daemon.kill();
+  await w().restartDaemon();
+  const r = await started;
+  t.log(`docker run: exit ${r.code} ${r.stderr.trim()}`);
+  if (r.code === 0) {
+    t.regex(await containerIPv4(engine, 'k1'), /^10\.70\.0\./);
+    await engine.docker(['run', '--rm', '--net', 'rs', 'busybox:local', 'ping', '-c', '1', '-W', '2', 'k1']);
+    t.deepEqual(await inventory(), { endpoints: 1, addresses: 1, veths: 1 });
+  }
+  await engine.tryDocker(['rm', '-f', 'k1']);
+  await eventually(async () => JSON.stringify(await inventory()) === JSON.stringify({ endpoints: 0, addresses: 0, veths: 0 }), 10_000, 'no leftovers');
+  t.deepEqual(await inventory(), { endpoints: 0, addresses: 0, veths: 0 });
+});
+
+test.serial('dockerd restarted: the network still works for restarted and new containers', async (t) => {
+  const { engine } = w();
+  await engine.docker(['run', '-d', '--name', 'd1', '--net', 'rs', 'busybox:local', 'sleep', '600']);
+  await engine.docker(['run', '-d', '--name', 'd2', '--net', 'rs', 'busybox:local', 'sleep', '600']);
+  const pid = engine.pid;
+  process.kill(pid, 'SIGTERM');
+  await eventually(async () => !isAlive(pid), 30_000, 'dockerd to exit');
+  engine.launch([]);
+  await engine.waitReady(30_000);
+  await engine.docker(['start', 'd1', 'd2']);
+  t.true(await pingFromContainer(engine, 'd1', 'd2'), 'restarted containers talk by name');
+  await engine.docker(['run', '--rm', '--net', 'rs', 'busybox:local', 'ping', '-c', '1', '-W', '2', 'd1']);
+  t.deepEqual(await inventory(), { endpoints: 2, addresses: 2, veths: 2 });
+  await engine.docker(['rm', '-f', 'd1', 'd2']);
+  await engine.docker(['network', 'rm', 'rs']);
+  t.deepEqual(await inventory(), { endpoints: 0, addresses: 0, veths: 0 });
+  t.deepEqual(await w().keysLike('/ipam/'), ['/tsoverlay/v1/ipam/spaces/local']);
+  t.deepEqual(await w().keysLike('/networks/'), []);
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
