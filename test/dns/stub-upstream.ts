@@ -1,5 +1,5 @@
-// A small upstream resolver for tests (UDP + TCP on one address): answers every A query with
-// one address, or misbehaves on purpose (silent, wrong ID, wrong question, oversized).
+// A small upstream resolver for tests (UDP + TCP on one address): answers A queries for names
+// under example.test with one address (NXDOMAIN for others), or misbehaves on purpose (silent, wrong ID, wrong question, oversized).
 import dgram from 'node:dgram';
 import { createServer, type Server } from 'node:net';
 import { parseAddress } from '../../dns/address.js';
@@ -38,11 +38,13 @@ async function startOnce(host: string, port = 0, opts: { mode?: StubMode; answer
     if (!q?.question) return undefined;
     received.push({ name: q.question.name, tcp, from });
     if (mode === 'silent') return undefined;
-    const n = mode === 'big' ? 100 : q.question.type === T.A ? 1 : 0;
+    // Only names under example.test exist upstream; everything else is NXDOMAIN.
+    const known = q.question.name === 'example.test' || q.question.name.endsWith('.example.test');
+    const n = !known ? 0 : mode === 'big' ? 100 : q.question.type === T.A ? 1 : 0;
     const answers: RR[] = Array.from({ length: n }, (_, i) => ({ name: q.question!.name, type: T.A, ttl: 60, addr: mode === 'big' ? Buffer.from([192, 0, 2, i]) : addr.bytes }));
     const id = mode === 'wrong-id' ? (q.id + 1) & 0xffff : q.id;
     const question = mode === 'wrong-question' ? { ...q.question, name: 'other.example', wire: Buffer.from([5, 111, 116, 104, 101, 114, 7, 101, 120, 97, 109, 112, 108, 101, 0]) } : q.question;
-    return enc.encode({ id, flags: q.flags, question, edns: q.edns }, { rcode: 0, authoritative: false, recursion: true, answers, authority: [], additional: [] }, 65535);
+    return enc.encode({ id, flags: q.flags, question, edns: q.edns }, { rcode: known ? 0 : 3, authoritative: false, recursion: true, answers, authority: [], additional: [] }, 65535);
   };
   const udp = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
   // 'wrong-source' answers correctly but from another port: a spoofer's reply.
