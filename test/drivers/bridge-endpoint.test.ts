@@ -213,3 +213,20 @@ test('reconcile re-attaches host ends after the bridge was deleted, and removes 
   t.true(await ping(env.ctr.c1!, '10.41.0.3'));
   t.is(await env.h.link('tscleftover'), null);
 });
+
+test('check compares the record with the kernel: [] when as recorded, each difference otherwise', async (t) => {
+  const env = await bridgeEnv(t, 'echk', ['c1']);
+  const net = await network(env, 'n');
+  const j = await joinNetns(env, net.id, 'e1', 'c1', '10.41.0.2/24');
+  t.deepEqual(await env.driver.check(net.id, 'e1'), []);
+  const c1 = env.k.ns(env.ctr.c1!.path);
+  await c1.addrDel('eth0', '10.41.0.2/24');
+  await env.h.linkSetMtu(j.hostVeth, 1300);
+  t.deepEqual(await env.driver.check(net.id, 'e1'), [
+    `host interface ${j.hostVeth} has MTU 1300, not 1500`,
+    'interface eth0 lacks address 10.41.0.2/24',
+  ]);
+  await env.h.linkDel(j.hostVeth);
+  t.deepEqual(await env.driver.check(net.id, 'e1'), [`host interface ${j.hostVeth} does not exist`]);
+  await t.throwsAsync(env.driver.check(net.id, 'nope'), { code: 'unknown-endpoint' });
+});

@@ -10,6 +10,7 @@ import { macFromAddress, vethNames } from '../common/naming.js';
 import { RecordStore } from '../common/record-store.js';
 import type { EndpointRecord, NetworkRecord } from '../common/records.js';
 import { BridgeKernel } from './bridge-kernel.js';
+import { checkEndpoint } from './check.js';
 import {
   configFromRecord,
   networkRecordFields,
@@ -216,6 +217,15 @@ export class BridgeDriver {
       if (!done && state.created) await this.runUndo([() => this.k.deleteVeth(plan.hostVeth)], { endpoint: endpointId });
     }
     return joinResult(cfg, plan, target);
+  }
+
+  /**
+   * Compare an endpoint's record with the kernel (CNI CHECK): the bridge, the host end on it,
+   * and in netns mode the interface inside with MAC, MTU and addresses. [] = as recorded.
+   */
+  async check(networkId: string, endpointId: string): Promise<string[]> {
+    const net = await this.requireNetwork(networkId);
+    return checkEndpoint(this.opts.kernel, this.k, configFromRecord(net), await this.requireEndpoint(networkId, endpointId));
   }
 
   /** Take an endpoint's interface away (the veth pair is deleted). Missing anything = done. */
