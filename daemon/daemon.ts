@@ -87,14 +87,12 @@ export class Daemon {
     const kernel = new Kernel();
     const host = kernel.ns();
     const tools = new NetnsTools();
-    const firewall = new Firewall({
-      tools,
-      allocator: new HostPortAllocator({ hostId: this.cfg.hostId, store, listeners: () => readListeners(tools) }),
-    });
+    const ports = new HostPortAllocator({ hostId: this.cfg.hostId, store, listeners: () => readListeners(tools) });
+    const firewall = new Firewall({ tools, allocator: ports });
     // Auto pools never overlap a route of this host (docker0's 172.17.0.0/16, the LAN, …).
     const hostRoutes = async () => (await host.routes()).map((r) => r.dst).filter((d) => d !== 'default');
     const ipam = new Ipam(store, { hostId: this.cfg.hostId, hostRoutes });
-    return startDockerPlugins({ hostId: this.cfg.hostId, pluginDir: this.cfg.pluginDir, store, kernel, firewall, ipam, log: this.log });
+    return startDockerPlugins({ hostId: this.cfg.hostId, pluginDir: this.cfg.pluginDir, store, kernel, firewall, ports, ipam, log: this.log });
   }
 
   private makeDirs(): void {

@@ -157,8 +157,12 @@ export interface StaticRoute {
 }
 
 export interface JoinResult {
-  /** The interface the driver created in the engine's namespace, and the name prefix inside the sandbox. */
-  interfaceName: { srcName: string; dstPrefix: string };
+  /**
+   * The interface the driver created in the engine's namespace, and the name prefix inside the
+   * sandbox. Absent: the driver gives the container no interface (dockerd 20.10 accepts that; with
+   * no gateway either, it attaches the container to docker_gwbridge for outside connectivity).
+   */
+  interfaceName?: { srcName: string; dstPrefix: string };
   /** Bare IPs. Without any gateway (and no default route) the engine adds docker_gwbridge. */
   gateway?: string;
   gatewayIPv6?: string;

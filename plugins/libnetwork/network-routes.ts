@@ -117,12 +117,13 @@ export function endpointReply(given: EndpointInterface, result: CreateEndpointRe
 export function joinReply(result: JoinResult): api.JoinResponse {
   const internal = (why: string) => new PluginError('bad-driver-reply', 'internal', `driver returned ${why}`);
   const bareIp = (v: string) => parseIp(v.replace(/\/\d+$/, ''), (why) => internal(`gateway ${JSON.stringify(v)}: ${why}`));
-  const reply: api.JoinResponse = {
-    InterfaceName: {
+  const reply: api.JoinResponse = {};
+  if (result.interfaceName) {
+    reply.InterfaceName = {
       SrcName: parseIfName(result.interfaceName.srcName, (why) => internal(`SrcName ${why}`)),
       DstPrefix: parseIfName(result.interfaceName.dstPrefix, (why) => internal(`DstPrefix ${why}`), 12),
-    },
-  };
+    };
+  }
   if (result.gateway) reply.Gateway = bareIp(result.gateway);
   if (result.gatewayIPv6) reply.GatewayIPv6 = bareIp(result.gatewayIPv6);
   if (result.staticRoutes?.length) {
