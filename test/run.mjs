@@ -27,15 +27,28 @@ function count(line) {
 }
 /**
  * A safety net, not a substitute for each test's own cleanup: delete namespaces that
- * tests made (named tsot-…) and left behind, and say so, so a leak is visible.
+ * tests made (named tsot-<pid36>-…, see test/harness/netns.ts) whose creating process
+ * is gone, and say so, so a leak is visible. Namespaces of live processes (another suite
+ * running side by side) are left alone.
  */
 function sweepNamespaces() {
-  // TSO_NO_SWEEP=1 while other suites run on this machine at the same time.
-  if (process.env.TSO_NO_SWEEP === '1') return;
   const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  const left = (r.stdout || '').split('\n').map((l) => l.split(' ')[0]).filter((n) => n && n.startsWith('tsot-'));
+  const names = (r.stdout || '').split('\n').map((l) => l.split(' ')[0]);
+  const left = names.filter((n) => {
+    const m = /^tsot-([0-9a-z]+)-/.exec(n ?? '');
+    return m !== null && !alive(parseInt(m[1], 36));
+  });
   for (const name of left) spawnSync('ip', ['netns', 'delete', name]);
   if (left.length) process.stderr.write(`warning: tests left ${left.length} namespace(s) behind, deleted: ${left.join(' ')}\n`);
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
 }
 
 child.on('close', (code, signal) => {

@@ -1,6 +1,8 @@
 // Network namespaces that stand in for hosts and containers in tests.
-// Every namespace a test makes is named `tsot-<id>-<name>` so leftovers are
-// recognisable, and is deleted by the handle's cleanup even when the test fails.
+// Every namespace a test makes is named `tsot-<pid36>-<id>-<name>` (pid36: the creating
+// process's PID in base 36) so leftovers are recognisable and the runner's sweep can
+// tell a dead test's namespaces from a live one's; each is deleted by the handle's
+// cleanup even when the test fails.
 import { randomBytes } from 'node:crypto';
 import { run, tryRun, type RunOptions } from './exec.js';
 
@@ -39,7 +41,7 @@ export class NetnsSet {
   private readonly made: Netns[] = [];
 
   constructor(tag = 't') {
-    this.prefix = `tsot-${uniqueId()}-${tag}`.slice(0, 24);
+    this.prefix = `tsot-${process.pid.toString(36)}-${uniqueId()}-${tag}`.slice(0, 30);
   }
 
   /** Create `<prefix>-<name>` with loopback up. */
