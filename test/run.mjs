@@ -35,7 +35,8 @@ function sweepNamespaces() {
   const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
   const names = (r.stdout || '').split('\n').map((l) => l.split(' ')[0]);
   const left = names.filter((n) => {
-    const m = /^tsot-([0-9a-z]+)-/.exec(n ?? '');
+    // A PID fits 5 base-36 digits (pid_max ≤ 4194304); anything else is not this scheme.
+    const m = /^tsot-([0-9a-z]{1,5})-[0-9a-f]{6}-/.exec(n ?? '');
     return m !== null && !alive(parseInt(m[1], 36));
   });
   for (const name of left) spawnSync('ip', ['netns', 'delete', name]);
