@@ -2,6 +2,8 @@
 // (0.0.0.0 / ::) conflicting with every address of its family. Reservations live in the store
 // (keys.hostPort) through compare-and-swap, so the daemon and standalone CNI plugins agree.
 // Limits: conflicts are per address family; listeners are read once per reserve() call.
+import { readFile } from 'node:fs/promises';
+import ipaddr from 'ipaddr.js';
 import { keys, type Store } from '../store/index.js';
 import { ProxyError } from './errors.js';
 import { NetnsTools } from './exec.js';
@@ -39,6 +41,8 @@ export interface AllocatorOptions {
   range?: [number, number];
   /** Sockets listening in the target namespace (default: none). */
   listeners?: () => Promise<Listener[]>;
+  /** Reuse a listener read for this long (default 1000 ms), so a burst of publishes reads once. */
+  listenerTtlMs?: number;
   random?: () => number;
 }
 
@@ -51,10 +55,34 @@ export function overlaps(a: string, b: string): boolean {
   return a === b || isWild(a) || isWild(b);
 }
 
-/** Read the listening TCP/UDP sockets of a namespace with `ss -Hltun`. */
+/** /proc/net/{tcp,udp}[6] hex address "0100007F:1F90" -> ip ('*' for a wildcard) and port. */
+function procAddress(hex: string, v6: boolean): { ip: string; port: number } {
+  const [a, p] = hex.split(':') as [string, string];
+  const words = v6 ? a.match(/.{8}/g)! : [a];
+  // Each 32-bit word is in host (little-endian) order.
+  const bytes = words.flatMap((w) => w.match(/../g)!.reverse().map((b) => parseInt(b, 16)));
+  const wild = bytes.every((b) => b === 0);
+  const ip = wild ? '*' : v6 ? ipaddr.fromByteArray(bytes).toString() : bytes.join('.');
+  return { ip, port: parseInt(p, 16) };
+}
+
+/**
+ * The listening TCP and bound UDP sockets of the tools' namespace: /proc/net directly for the
+ * caller's own namespace (no spawn), `ss -Hltun` inside another one.
+ */
 export async function readListeners(tools: NetnsTools): Promise<Listener[]> {
-  const out = await tools.run('ss', ['-Hltun']);
   const result: Listener[] = [];
+  if (tools.netnsPath === undefined) {
+    for (const [file, proto, state] of [['tcp', 'tcp', '0A'], ['tcp6', 'tcp', '0A'], ['udp', 'udp', '07'], ['udp6', 'udp', '07']] as const) {
+      const text = await readFile(`/proc/net/${file}`, 'utf8').catch(() => '');
+      for (const line of text.split('\n').slice(1)) {
+        const cols = line.trim().split(/\s+/);
+        if (cols.length > 3 && cols[3] === state) result.push({ proto, ...procAddress(cols[1]!, file.endsWith('6')) });
+      }
+    }
+    return result;
+  }
+  const out = await tools.run('ss', ['-Hltun']);
   for (const line of out.split('\n')) {
     const cols = line.trim().split(/\s+/);
     if (cols.length < 5) continue;
@@ -81,6 +109,7 @@ interface IndexValue {
 export class HostPortAllocator {
   private readonly range: [number, number];
   private readonly random: () => number;
+  private listenerCache?: { at: number; list: Promise<Listener[]> };
   /** Reservations made by this process: "proto/port" -> [{ip, owner}]. */
   private readonly local = new Map<string, { ip: string; owner: string }[]>();
 
@@ -95,7 +124,7 @@ export class HostPortAllocator {
 
   /** Reserve every want for owner, or nothing (throws port-taken / port-exhausted). */
   async reserve(owner: string, wants: readonly PortWant[]): Promise<Reservation[]> {
-    const listeners = this.opts.listeners ? await this.opts.listeners() : [];
+    const listeners = await this.listeners();
     const done: Reservation[] = [];
     try {
       for (const w of wants) done.push(...(await this.reserveOne(owner, w, listeners, done)));
@@ -104,6 +133,17 @@ export class HostPortAllocator {
       await this.release(owner, done);
       throw err;
     }
+  }
+
+  private listeners(): Promise<Listener[]> {
+    const read = this.opts.listeners;
+    if (!read) return Promise.resolve([]);
+    const now = Date.now();
+    if (!this.listenerCache || now - this.listenerCache.at > (this.opts.listenerTtlMs ?? 1000)) {
+      this.listenerCache = { at: now, list: read() };
+      this.listenerCache.list.catch(() => (this.listenerCache = undefined));
+    }
+    return this.listenerCache.list;
   }
 
   private async reserveOne(owner: string, w: PortWant, listeners: Listener[], earlier: Reservation[]): Promise<Reservation[]> {

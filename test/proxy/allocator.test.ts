@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { HostPortAllocator, readListeners, type PortWant } from '../../proxy/allocator.js';
 import { NetnsTools } from '../../proxy/exec.js';
 import { keys, SqliteStore } from '../../store/index.js';
+import { run } from '../harness/exec.js';
 import { NetnsSet } from '../harness/netns.js';
 
 const want = (proto: 'tcp' | 'udp', hostIps: string[], hostPort: number, hostPortEnd = hostPort): PortWant => ({ proto, hostIps, hostPort, hostPortEnd });
@@ -77,4 +78,24 @@ test('random ports avoid listeners of the target namespace and other reservation
   await t.throwsAsync(a.reserve('ep2', [want('tcp', ['0.0.0.0'], 0)]), { code: 'port-exhausted' });
   await t.throwsAsync(a.reserve('ep2', [want('tcp', ['0.0.0.0'], 20000)]), { code: 'port-taken' }, 'a fixed port held by a listener');
   t.is((await a.reserve('ep2', [want('udp', ['0.0.0.0'], 0)]))[0]!.proto, 'udp');
+});
+
+test('listeners read from /proc/net (own namespace) match ss (another namespace)', async (t) => {
+  const set = new NetnsSet('pl');
+  t.teardown(() => set.cleanup());
+  const ns = await set.add('h');
+  const script = "const n=require('net'),d=require('dgram');n.createServer().listen(20010,'127.0.0.1');n.createServer().listen(20011,'::');d.createSocket('udp4').bind(20012,()=>console.log('up'))";
+  const server = spawn('nsenter', [`--net=${ns.path}`, '--', process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    if (server.exitCode === null && server.pid) process.kill(server.pid, 'SIGKILL');
+  });
+  await new Promise((resolve) => server.stdout!.once('data', resolve));
+  const viaSs = await readListeners(new NetnsTools(ns.path));
+  const mod = new URL('../../proxy/allocator.ts', import.meta.url).href;
+  const exec = new URL('../../proxy/exec.ts', import.meta.url).href;
+  const code = `const { readListeners } = await import('${mod}'); const { NetnsTools } = await import('${exec}'); console.log(JSON.stringify(await readListeners(new NetnsTools())));`;
+  const own = JSON.parse(await run('nsenter', [`--net=${ns.path}`, '--', process.execPath, '--import=tsx', '--input-type=module', '-e', code])) as unknown[];
+  const norm = (l: unknown[]) => l.map((x) => JSON.stringify(x)).sort();
+  t.deepEqual(norm(own), norm(viaSs));
+  t.deepEqual(norm(viaSs), norm([{ proto: 'tcp', ip: '127.0.0.1', port: 20010 }, { proto: 'tcp', ip: '*', port: 20011 }, { proto: 'udp', ip: '*', port: 20012 }]));
 });
