@@ -3,7 +3,7 @@
 // has its engine swept by the next start.
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startDockerd } from '../harness/docker.js';
 import { sweepStaleEngines } from '../harness/engine-sandbox.js';
@@ -48,6 +48,7 @@ test('a dockerd that fails to start leaves no process and no directory', async (
   t.teardown(() => nets.cleanup());
   const host = await nets.add('h');
   const dir = mkdtempSync('/tmp/tsot-dockerd-fail-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const err = await t.throwsAsync(startDockerd({ netns: host.path, dir, extraArgs: ['--no-such-flag'] }), { instanceOf: HarnessError });
   t.is((err as HarnessError).code, 'harness-dockerd-exited');
   t.regex(err!.message, /no-such-flag/, 'the error carries the daemon log');
