@@ -80,6 +80,28 @@ function multisetDiff(from: readonly string[], to: readonly string[]): { removed
   return { removed, added };
 }
 
+/** a − b as multisets (order of a kept). */
+function minus(a: readonly string[], b: readonly string[]): string[] {
+  return multisetDiff(b, a).added;
+}
+
+/** a ∩ b as multisets (order of a kept). */
+function intersect(a: readonly string[], b: readonly string[]): string[] {
+  return minus(a, minus(a, b));
+}
+
+/** A chain's state after a plan: the kernel's content and the rules this backend owns in it. */
+interface Outcome {
+  kernel?: ChainContent;
+  owned?: string[];
+}
+
+interface Plan {
+  text: string;
+  stats: ApplyStats;
+  next: Map<string, Outcome>;
+}
+
 const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((r, i) => r === b[i]);
 
 /** Per-table sections of one restore script. */
@@ -94,7 +116,11 @@ export class IptablesBackend {
   readonly family: Family;
   private readonly tools: NetnsTools;
   private applied = new Map<string, ChainContent>();
+  /** Rules of each chain that this backend wrote (or adopted in a reconcile). */
+  private owned = new Map<string, string[]>();
   private appliedJumps: JumpLine[] = [];
+  /** False until the kernel's state has been read once: a new process must not assume empty tables. */
+  private loaded = false;
 
   constructor(opts: { family: Family; netnsPath?: string; tools?: NetnsTools }) {
     this.family = opts.family;
@@ -123,9 +149,20 @@ export class IptablesBackend {
    * Pure with respect to the kernel; '' when nothing differs.
    */
   script(changes: ReadonlyMap<string, ChainContent | undefined>, jumps?: readonly JumpLine[]): { text: string; stats: ApplyStats } {
+    const { text, stats } = this.plan(changes, jumps, false);
+    return { text, stats };
+  }
+
+  /**
+   * `adopt` (reconcile): the kernel must equal `changes`, whoever wrote what is there.
+   * Otherwise an unordered chain only loses rules this backend put there, so a rule another
+   * process added to a shared chain (a CNI plugin working without the daemon) survives.
+   */
+  private plan(changes: ReadonlyMap<string, ChainContent | undefined>, jumps: readonly JumpLine[] | undefined, adopt: boolean): Plan {
     const stats: ApplyStats = { lines: 0, rewritten: 0, patched: 0, created: 0, deleted: 0 };
     const sections = new Map<Table, Section>(TABLES.map((t) => [t, { declare: [], body: [], drop: [] }]));
-    for (const [key, want] of changes) this.chainOps(key, want, sections, stats);
+    const next = new Map<string, Outcome>();
+    for (const [key, want] of changes) next.set(key, this.chainOps(key, want, sections, stats, adopt));
     if (jumps) this.jumpOps(jumps, sections);
     const lines: string[] = [];
     for (const t of TABLES) {
@@ -134,43 +171,60 @@ export class IptablesBackend {
       lines.push(`*${t}`, ...s.declare, ...s.body, ...s.drop, 'COMMIT');
     }
     stats.lines = lines.length;
-    return { text: lines.length ? `${lines.join('\n')}\n` : '', stats };
+    return { text: lines.length ? `${lines.join('\n')}\n` : '', stats, next };
   }
 
-  private chainOps(key: string, want: ChainContent | undefined, sections: Map<Table, Section>, stats: ApplyStats): void {
+  private chainOps(key: string, want: ChainContent | undefined, sections: Map<Table, Section>, stats: ApplyStats, adopt: boolean): Outcome {
     const have = this.applied.get(key);
+    const owned = this.owned.get(key) ?? [];
     if (!want) {
-      if (!have) return;
+      if (!have) return {};
       const s = sections.get(have.table)!;
-      s.declare.push(`:${have.name} - [0:0]`);
-      s.drop.push(`-X ${have.name}`);
-      stats.deleted++;
-      return;
+      const others = adopt ? [] : minus(have.rules, owned);
+      if (others.length === 0) {
+        s.declare.push(`:${have.name} - [0:0]`);
+        s.drop.push(`-X ${have.name}`);
+        stats.deleted++;
+        return {};
+      }
+      // Others' rules remain: take ours out and leave the chain to them.
+      for (const r of minus(have.rules, others)) s.body.push(`-D ${have.name} ${r}`);
+      stats.patched++;
+      return { kernel: { ...have, rules: others }, owned: [] };
     }
     const s = sections.get(want.table)!;
     const rewrite = () => {
       s.declare.push(`:${want.name} - [0:0]`);
       for (const r of want.rules) s.body.push(`-A ${want.name} ${r}`);
     };
+    const exact: Outcome = { kernel: want, owned: [...want.rules] };
     if (!have) {
       rewrite();
       stats.created++;
-    } else if (want.ordered) {
+      return exact;
+    }
+    if (want.ordered) {
       if (!sameList(have.rules, want.rules)) {
         rewrite();
         stats.rewritten++;
       }
-    } else {
-      const { removed, added } = multisetDiff(have.rules, want.rules);
-      if (removed.length > PATCH_LIMIT) {
-        rewrite();
-        stats.rewritten++;
-      } else if (removed.length + added.length > 0) {
-        for (const r of removed) s.body.push(`-D ${want.name} ${r}`);
-        for (const r of added) s.body.push(`-A ${want.name} ${r}`);
-        stats.patched++;
-      }
+      return exact;
     }
+    const added = minus(want.rules, have.rules);
+    // adopt: whatever is not wanted goes; otherwise only what we put there and no longer want.
+    const removed = adopt ? minus(have.rules, want.rules) : intersect(minus(owned, want.rules), have.rules);
+    if (adopt && removed.length > PATCH_LIMIT) {
+      rewrite();
+      stats.rewritten++;
+      return exact;
+    }
+    if (removed.length + added.length > 0) {
+      for (const r of removed) s.body.push(`-D ${want.name} ${r}`);
+      for (const r of added) s.body.push(`-A ${want.name} ${r}`);
+      stats.patched++;
+    }
+    if (adopt) return exact;
+    return { kernel: { ...want, rules: [...minus(have.rules, removed), ...added] }, owned: [...intersect(owned, want.rules), ...added] };
   }
 
   private jumpOps(jumps: readonly JumpLine[], sections: Map<Table, Section>): void {
@@ -188,10 +242,12 @@ export class IptablesBackend {
     }
   }
 
-  private commit(changes: ReadonlyMap<string, ChainContent | undefined>, jumps?: readonly JumpLine[]): void {
-    for (const [key, want] of changes) {
-      if (want) this.applied.set(key, { ...want, rules: [...want.rules] });
+  private commit(plan: Plan, jumps?: readonly JumpLine[]): void {
+    for (const [key, o] of plan.next) {
+      if (o.kernel) this.applied.set(key, { ...o.kernel, rules: [...o.kernel.rules] });
       else this.applied.delete(key);
+      if (o.owned) this.owned.set(key, o.owned);
+      else this.owned.delete(key);
     }
     if (jumps) this.appliedJumps = [...jumps];
   }
@@ -200,19 +256,25 @@ export class IptablesBackend {
    * Apply in one iptables-restore --noflush. If the kernel no longer matches what we believe
    * (someone flushed or deleted our rules), re-read it with iptables-save and retry once.
    */
-  async apply(changes: ReadonlyMap<string, ChainContent | undefined>, jumps?: readonly JumpLine[]): Promise<ApplyStats> {
-    const first = this.script(changes, jumps);
-    if (!first.text) return first.stats;
+  async apply(changes: ReadonlyMap<string, ChainContent | undefined>, jumps?: readonly JumpLine[], adopt = false): Promise<ApplyStats> {
+    // Declaring a chain flushes it: never write one we have not seen, or another process's
+    // rules in a shared bucket would be lost.
+    if (!this.loaded) await this.load();
+    const first = this.plan(changes, jumps, adopt);
+    if (!first.text) {
+      this.commit(first, jumps);
+      return first.stats;
+    }
     try {
       await this.tools.run(this.restoreTool, ['--noflush'], first.text);
-      this.commit(changes, jumps);
+      this.commit(first, jumps);
       return first.stats;
     } catch (err) {
       if (!(err instanceof ProxyError) || err.code !== 'iptables-failed') throw err;
       await this.load();
-      const again = this.script(changes, jumps);
+      const again = this.plan(changes, jumps, adopt);
       if (again.text) await this.tools.run(this.restoreTool, ['--noflush'], again.text);
-      this.commit(changes, jumps);
+      this.commit(again, jumps);
       return again.stats;
     }
   }
@@ -222,6 +284,7 @@ export class IptablesBackend {
     const saved = await this.dump();
     this.applied = saved.chains;
     this.appliedJumps = saved.jumps;
+    this.loaded = true;
     return saved;
   }
 
@@ -233,6 +296,6 @@ export class IptablesBackend {
     const saved = await this.load();
     const changes = new Map<string, ChainContent | undefined>(desired);
     for (const key of saved.chains.keys()) if (!desired.has(key)) changes.set(key, undefined);
-    return this.apply(changes, jumps);
+    return this.apply(changes, jumps, true);
   }
 }

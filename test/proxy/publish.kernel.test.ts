@@ -3,6 +3,7 @@
 // input (nothing applied), the reconciler repairing a flushed chain. The root firewall is untouched.
 import test from 'ava';
 import { ProxyError } from '../../proxy/errors.js';
+import { Firewall } from '../../proxy/firewall.js';
 import { fromDockerPortMap, parsePortSpec, publishAll } from '../../proxy/ports.js';
 import { containerIp, containerIp6, HOST_IP, HOST_IP6, makeTopo, NB_IP, reach, saveAll, type Topo } from './topo.js';
 
@@ -59,6 +60,16 @@ test.serial('only packets addressed to a local address are DNAT\'d (CVE-2025-674
 test.serial('ranges map one to one', async (t) => {
   await pub(0, ['8080:80', '5300:53/udp', '8000-8002:80-82']);
   for (const p of [8000, 8001, 8002]) t.is(await reach(topo.nb, 'tcp', HOST_IP, p), `c0 ${NB_IP}`, String(p));
+});
+
+test.serial('a second firewall on the namespace (a new process) adds to a shared bucket without flushing it', async (t) => {
+  const fw2 = new Firewall({ netnsPath: topo.host.path });
+  await fw2.setNetwork({ id: 'net1', bridge: 'tsbr0', subnets: ['172.30.0.0/24', 'fd30::/64'] });
+  await fw2.publish('ep1', { networkId: 'net1', containerIp: containerIp(1), mappings: parsePortSpec('8081:80') });
+  t.is(await reach(topo.nb, 'tcp', HOST_IP, 8081), `c1 ${NB_IP}`);
+  t.is(await reach(topo.nb, 'tcp', HOST_IP, 8080), `c0 ${NB_IP}`, 'the rule beside it in TSO-DNAT-TCP-1F is still there');
+  await topo.fw.reconcile();
+  t.is(await reach(topo.nb, 'tcp', HOST_IP, 8081, 700), 'ERR:ECONNREFUSED', 'the owner reconciles it away again');
 });
 
 test.serial('127.0.0.1 publishing: the host reaches it, a neighbour routing to 127.0.0.1 does not', async (t) => {

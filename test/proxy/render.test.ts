@@ -74,6 +74,7 @@ test('an unordered chain changes by -D/-A lines; an ordered one is rewritten; a 
   // Pretend everything is applied: the backend's view = what script() would create.
   (b as unknown as { applied: Map<string, unknown> }).applied = d.all(4);
   (b as unknown as { appliedJumps: unknown }).appliedJumps = d.jumps(4);
+  (b as unknown as { owned: Map<string, string[]> }).owned = new Map([...d.all(4)].map(([k, c]) => [k, [...c.rules]]));
   const c1 = d.setBindings('ep9', [], [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8081, containerIp: '172.30.0.9', containerPort: 80 }]);
   golden(t, 'diff-add-port.txt', b.script(d.changes(4, c1[4]), d.jumps(4)).text);
   const c2 = d.setService('api', checkService({ name: 'api', vip: '10.96.0.10', ports: [{ proto: 'tcp', port: 80, targetPort: 8080 }], backends: ['172.30.0.2', '172.30.0.3'] }));
@@ -117,4 +118,18 @@ test('network and service specs are validated', (t) => {
   t.throws(() => checkService({ name: 's', vip: '10.96.0.1', ports: [{ proto: 'tcp', port: 0 }], backends: [] }), { code: 'invalid-port' });
   t.throws(() => checkService({ name: 's', vip: '10.96.0.1', ports: [{ proto: 'tcp', port: 80 }], backends: ['fd00::1'] }), { code: 'invalid-address' });
   t.throws(() => checkService({ name: 's', vip: '10.96.0.1', ports: [{ proto: 'gre' as never, port: 80 }], backends: [] }), { code: 'invalid-protocol' });
+});
+
+test('incremental changes never take out rules another writer put in a shared chain', (t) => {
+  const b = new IptablesBackend({ family: 4 });
+  const chain = (rules: string[]) => ({ table: 'nat' as const, name: 'TSO-DNAT-TCP-1F', ordered: false, rules });
+  const A = '-p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.30.0.2:80';
+  const B = '-p tcp -m tcp --dport 8081 -j DNAT --to-destination 172.30.0.3:80';
+  const C = '-p tcp -m tcp --dport 8082 -j DNAT --to-destination 172.30.0.4:80';
+  (b as unknown as { applied: Map<string, unknown> }).applied = new Map([['nat/TSO-DNAT-TCP-1F', chain([A, B])]]);
+  (b as unknown as { owned: Map<string, string[]> }).owned = new Map([['nat/TSO-DNAT-TCP-1F', [B]]]);
+  const swap = b.script(new Map([['nat/TSO-DNAT-TCP-1F', chain([C])]])).text;
+  t.is(swap, `*nat\n-D TSO-DNAT-TCP-1F ${B}\n-A TSO-DNAT-TCP-1F ${C}\nCOMMIT\n`, 'A (not ours) stays');
+  const gone = b.script(new Map([['nat/TSO-DNAT-TCP-1F', undefined]])).text;
+  t.is(gone, `*nat\n-D TSO-DNAT-TCP-1F ${B}\nCOMMIT\n`, 'the chain stays for A');
 });
