@@ -155,6 +155,22 @@ test.serial('the reconciler restores a flushed chain and removes stale ones', as
   t.is((await topo.fw.reconcile())[4].lines, 0, 'a second pass finds nothing to do');
 });
 
+test.serial('the periodic reconciler repairs a firewalld-style flush by itself', async (t) => {
+  const errors: unknown[] = [];
+  const stop = topo.fw.startReconciler(150, (e) => errors.push(e));
+  t.teardown(stop);
+  await topo.host.exec('iptables', ['-t', 'nat', '-F', 'TSO-DNAT']);
+  await topo.host.exec('iptables', ['-t', 'filter', '-F', 'TSO-FORWARD']);
+  let reply = '';
+  for (let i = 0; i < 20 && reply !== `c0 ${NB_IP}`; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    reply = await reach(topo.nb, 'tcp', HOST_IP, 8080, 500);
+  }
+  stop();
+  t.is(reply, `c0 ${NB_IP}`);
+  t.deepEqual(errors, []);
+});
+
 test.serial('unpublish removes the rules and frees the port', async (t) => {
   await topo.fw.unpublish('ep0');
   t.is(await reach(topo.nb, 'tcp', HOST_IP, 8080, 800), 'ERR:ECONNREFUSED');
