@@ -32,7 +32,7 @@ export interface DockerPlugins {
   readonly server: PluginServer;
   readonly bridge: BridgeDriver;
   readonly host: HostDriver;
-  /** Stop serving (sockets removed); the data plane stays. */
+  /** Stop serving (sockets removed) and finish background teardown; the data plane stays. */
   close(): Promise<void>;
 }
 
@@ -55,16 +55,25 @@ export async function startDockerPlugins(deps: DockerPluginsDeps): Promise<Docke
   const host = new HostDriver({ store: deps.store, hostId: deps.hostId, kernel: deps.kernel, ports: deps.ports, log: log.child({ driver: PLUGIN_NAMES.host }) });
   await reconcile(deps.firewall, bridge, host, log);
   const owners = new IpamOwners(deps.ipam);
+  const bridgeNet = new DockerBridgeNetwork({ driver: bridge, name: PLUGIN_NAMES.bridge, owners, log });
   const server = await startPluginServer({
     pluginDir: deps.pluginDir,
     drivers: {
-      [PLUGIN_NAMES.bridge]: new DockerBridgeNetwork({ driver: bridge, name: PLUGIN_NAMES.bridge, owners }),
+      [PLUGIN_NAMES.bridge]: bridgeNet,
       [PLUGIN_NAMES.host]: new DockerHostNetwork({ driver: host, name: PLUGIN_NAMES.host }),
     },
     ipam: { name: PLUGIN_NAMES.ipam, backend: new DockerIpam({ ipam: deps.ipam, hostId: deps.hostId }) },
     log,
   });
-  return { server, bridge, host, close: () => server.close() };
+  return {
+    server,
+    bridge,
+    host,
+    async close() {
+      await server.close();
+      await bridgeNet.drain(); // teardown already answered to the engine finishes before we exit
+    },
+  };
 }
 
 async function reconcile(firewall: Firewall, bridge: BridgeDriver, host: HostDriver, log: Logger): Promise<void> {

@@ -38,6 +38,13 @@ async function inventory() {
   return { endpoints: (await w().keysLike('/endpoints/')).length, addresses: allocs.length, veths: (await veths()).length };
 }
 
+/** The inventory once background teardown (answered before its kernel work) has settled. */
+async function settled(n: number) {
+  const want = JSON.stringify({ endpoints: n, addresses: n, veths: n });
+  await eventually(async () => JSON.stringify(await inventory()) === want, 10_000, `${n} of each`).catch(() => undefined);
+  return inventory();
+}
+
 test.serial('the daemon restarted (SIGTERM, then SIGKILL) with running containers: they keep working, new ones start', async (t) => {
   const { engine } = w();
   await engine.docker(['run', '-d', '--name', 'r1', '--net', 'rs', '-p', '8090:80', 'busybox:local', 'httpd', '-f', '-p', '80', '-h', '/etc']);
@@ -51,9 +58,9 @@ test.serial('the daemon restarted (SIGTERM, then SIGKILL) with running container
     t.is(r.code, 0, `${how}: the published port still answers: ${r.stderr}`);
     await engine.docker(['run', '--rm', '--net', 'rs', 'busybox:local', 'ping', '-c', '1', '-W', '2', 'r1']);
   }
-  t.deepEqual(await inventory(), { endpoints: 2, addresses: 2, veths: 2 });
+  t.deepEqual(await settled(2), { endpoints: 2, addresses: 2, veths: 2 });
   await engine.docker(['rm', '-f', 'r1', 'r2']);
-  t.deepEqual(await inventory(), { endpoints: 0, addresses: 0, veths: 0 });
+  t.deepEqual(await settled(0), { endpoints: 0, addresses: 0, veths: 0 });
 });
 
 test.serial('the daemon killed between CreateEndpoint and Join: the start succeeds or fails cleanly, nothing leaks', async (t) => {
@@ -69,11 +76,10 @@ test.serial('the daemon killed between CreateEndpoint and Join: the start succee
   if (r.code === 0) {
     t.regex(await containerIPv4(engine, 'k1'), /^10\.70\.0\./);
     await engine.docker(['run', '--rm', '--net', 'rs', 'busybox:local', 'ping', '-c', '1', '-W', '2', 'k1']);
-    t.deepEqual(await inventory(), { endpoints: 1, addresses: 1, veths: 1 });
+    t.deepEqual(await settled(1), { endpoints: 1, addresses: 1, veths: 1 });
   }
   await engine.tryDocker(['rm', '-f', 'k1']);
-  await eventually(async () => JSON.stringify(await inventory()) === JSON.stringify({ endpoints: 0, addresses: 0, veths: 0 }), 10_000, 'no leftovers');
-  t.deepEqual(await inventory(), { endpoints: 0, addresses: 0, veths: 0 });
+  t.deepEqual(await settled(0), { endpoints: 0, addresses: 0, veths: 0 });
 });
 
 test.serial('dockerd restarted: the network still works for restarted and new containers', async (t) => {
@@ -88,10 +94,10 @@ test.serial('dockerd restarted: the network still works for restarted and new co
   await engine.docker(['start', 'd1', 'd2']);
   t.true(await pingFromContainer(engine, 'd1', 'd2'), 'restarted containers talk by name');
   await engine.docker(['run', '--rm', '--net', 'rs', 'busybox:local', 'ping', '-c', '1', '-W', '2', 'd1']);
-  t.deepEqual(await inventory(), { endpoints: 2, addresses: 2, veths: 2 });
+  t.deepEqual(await settled(2), { endpoints: 2, addresses: 2, veths: 2 });
   await engine.docker(['rm', '-f', 'd1', 'd2']);
   await engine.docker(['network', 'rm', 'rs']);
-  t.deepEqual(await inventory(), { endpoints: 0, addresses: 0, veths: 0 });
+  t.deepEqual(await settled(0), { endpoints: 0, addresses: 0, veths: 0 });
   t.deepEqual(await w().keysLike('/ipam/'), ['/tsoverlay/v1/ipam/spaces/local']);
   t.deepEqual(await w().keysLike('/networks/'), []);
 });

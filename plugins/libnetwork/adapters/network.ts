@@ -1,7 +1,9 @@
 // The Docker remote network driver `tsbridge`: NetworkDriverBackend over the front-end-neutral
-// bridge driver. Stateless here: every call reads the store, so a restarted daemon (which the
-// engine does not re-activate) carries on where the previous one stopped.
-import type { BridgeDriver } from '../../drivers/bridge/bridge.js';
+// bridge driver. State is in the store, so a restarted daemon (which the engine does not
+// re-activate) carries on where the previous one stopped. Off the engine's critical path: the
+// veth is made while the engine builds the sandbox (after CreateEndpoint), and Leave and
+// DeleteEndpoint are answered before their kernel work is done.
+import type { BridgeDriver, JoinResult as BridgeJoinResult } from '../../drivers/bridge/bridge.js';
 import { isDriverError } from '../../drivers/common/errors.js';
 import type {
   CreateEndpointInput,
@@ -9,6 +11,7 @@ import type {
   CreateNetworkInput,
   DriverCapabilities,
   EndpointRef,
+  Logger,
   JoinInput,
   JoinResult,
   NetworkDriverBackend,
@@ -16,6 +19,7 @@ import type {
   RequestContext,
 } from '../backend.js';
 import { PluginError } from '../errors.js';
+import { EndpointTasks } from './deferred.js';
 import { bridgeNetworkInput, portRequests } from './network-options.js';
 import type { AllocationOwners } from './owners.js';
 
@@ -27,6 +31,10 @@ export interface DockerBridgeOptions {
   owners?: AllocationOwners;
   /** Called after a successful Join (e.g. to learn the container's name from the engine). */
   onJoined?: (ref: EndpointRef) => void;
+  /** Log for background work (per-call logs use the request's). */
+  log: Logger;
+  /** Prepare joins and defer teardown (default true); false: every call does its work inline. */
+  deferred?: boolean;
 }
 
 /** The interface name prefix inside the container: eth0, eth1, … as with Docker's bridge. */
@@ -35,9 +43,18 @@ export const DST_PREFIX = 'eth';
 export class DockerBridgeNetwork implements NetworkDriverBackend {
   readonly capabilities: DriverCapabilities = { scope: 'local', connectivityScope: 'local' };
   private readonly name: string;
+  private readonly tasks: EndpointTasks<BridgeJoinResult>;
+  private readonly deferred: boolean;
 
   constructor(private readonly opts: DockerBridgeOptions) {
     this.name = opts.name ?? 'tsbridge';
+    this.tasks = new EndpointTasks(opts.log);
+    this.deferred = opts.deferred ?? true;
+  }
+
+  /** Wait for background work (the daemon's stop). */
+  drain(): Promise<void> {
+    return this.tasks.drain();
   }
 
   async createNetwork(input: CreateNetworkInput, ctx: RequestContext): Promise<void> {
@@ -49,6 +66,7 @@ export class DockerBridgeNetwork implements NetworkDriverBackend {
   }
 
   async deleteNetwork(input: { networkId: string }): Promise<void> {
+    await this.tasks.drain(input.networkId);
     await this.opts.driver.deleteNetwork(input.networkId);
     this.opts.owners?.forget(input.networkId);
   }
@@ -65,6 +83,7 @@ export class DockerBridgeNetwork implements NetworkDriverBackend {
       ...(given.macAddress ? { mac: given.macAddress } : {}),
       exposed: input.options.exposedPorts.map((p) => ({ proto: p.proto, port: p.port })),
     });
+    if (this.deferred) this.tasks.prepare(input.networkId, input.endpointId, () => this.opts.driver.join(input.networkId, input.endpointId, { mode: 'engine' }));
     const net = await this.opts.driver.network(input.networkId);
     if (net && this.opts.owners) await this.opts.owners.record(input.networkId, net.subnets, rec.addresses, input.endpointId, ctx.log);
     // Never change what the engine set; a MAC derived from the address is ours to offer.
@@ -82,21 +101,21 @@ export class DockerBridgeNetwork implements NetworkDriverBackend {
   }
 
   async deleteEndpoint(input: EndpointRef): Promise<void> {
-    await this.opts.driver.deleteEndpoint(input.networkId, input.endpointId);
+    const run = () => this.opts.driver.deleteEndpoint(input.networkId, input.endpointId);
+    if (this.deferred) this.tasks.later(input.networkId, input.endpointId, 'DeleteEndpoint', run);
+    else await run();
   }
 
   async join(input: JoinInput, ctx: RequestContext): Promise<JoinResult> {
-    let r;
-    try {
-      r = await this.opts.driver.join(input.networkId, input.endpointId, { mode: 'engine' });
-    } catch (err) {
-      if (!isDriverError(err, 'endpoint-joined')) throw err;
-      // The engine joins an endpoint once; a second Join means our first reply was lost (a
-      // restart between the kernel work and the answer), so the peer was never moved: redo it.
-      ctx.log.warn({ requestId: ctx.requestId, endpoint: input.endpointId }, 'Join for a joined endpoint: re-creating its interface');
-      await this.opts.driver.leave(input.networkId, input.endpointId);
-      r = await this.opts.driver.join(input.networkId, input.endpointId, { mode: 'engine' });
+    let r: BridgeJoinResult | undefined;
+    const prepared = this.tasks.take(input.endpointId);
+    if (prepared) {
+      r = await prepared.catch((err: unknown) => {
+        ctx.log.warn({ requestId: ctx.requestId, endpoint: input.endpointId, err: (err as Error).message }, 'prepared join failed; joining again');
+        return undefined;
+      });
     }
+    r ??= await this.joinNow(input, ctx);
     this.opts.onJoined?.({ networkId: input.networkId, endpointId: input.endpointId });
     return {
       interfaceName: { srcName: r.srcName!, dstPrefix: DST_PREFIX },
@@ -105,8 +124,23 @@ export class DockerBridgeNetwork implements NetworkDriverBackend {
     };
   }
 
+  private async joinNow(input: JoinInput, ctx: RequestContext): Promise<BridgeJoinResult> {
+    try {
+      return await this.opts.driver.join(input.networkId, input.endpointId, { mode: 'engine' });
+    } catch (err) {
+      if (!isDriverError(err, 'endpoint-joined')) throw err;
+      // The engine joins an endpoint once; a second Join means our first reply was lost (a
+      // restart between the kernel work and the answer), so the peer was never moved: redo it.
+      ctx.log.warn({ requestId: ctx.requestId, endpoint: input.endpointId }, 'Join for a joined endpoint: re-creating its interface');
+      await this.opts.driver.leave(input.networkId, input.endpointId);
+      return this.opts.driver.join(input.networkId, input.endpointId, { mode: 'engine' });
+    }
+  }
+
   async leave(input: EndpointRef): Promise<void> {
-    await this.opts.driver.leave(input.networkId, input.endpointId);
+    const run = () => this.opts.driver.leave(input.networkId, input.endpointId);
+    if (this.deferred) this.tasks.later(input.networkId, input.endpointId, 'Leave', run);
+    else await run();
   }
 
   async programExternalConnectivity(input: ProgramExternalConnectivityInput, ctx: RequestContext): Promise<void> {
