@@ -176,7 +176,8 @@ export class Firewall {
     const local = new Map<string, boolean>();
     const wants: PortWant[] = [];
     const ports: number[] = [];
-    for (const [i, raw] of (Array.isArray(spec.mappings) ? spec.mappings : []).entries()) {
+    if (!Array.isArray(spec.mappings)) throw new ProxyError('invalid-spec', `mappings: ${JSON.stringify(spec.mappings)} is not a list`);
+    for (const [i, raw] of spec.mappings.entries()) {
       const r = checkRequest(raw, `mappings[${i}]`);
       let hostIps: string[];
       if (r.hostIp === '') hostIps = [...(targets[4] ? [n.hostBindingIpv4 ?? '0.0.0.0'] : []), ...(targets[6] ? ['::'] : [])];

@@ -1,6 +1,6 @@
 // Port-spec parsing (Docker CLI, Docker portmap wire, CNI portMappings) and bad input.
 import test from 'ava';
-import { ProxyError } from '../../proxy/errors.js';
+import { ProxyError, type ProxyErrorCode } from '../../proxy/errors.js';
 import { fromCniPortMappings, fromDockerPortMap, parsePortSpec, publishAll } from '../../proxy/ports.js';
 
 const r = (proto: string, containerPort: number, hostIp: string, hostPort: number, hostPortEnd = hostPort) => ({ proto, containerPort, hostIp, hostPort, hostPortEnd });
@@ -18,7 +18,7 @@ test('Docker CLI forms', (t) => {
 });
 
 test('bad CLI specs are clear errors', (t) => {
-  const cases: [string, string][] = [
+  const cases: [string, ProxyErrorCode][] = [
     ['0:80', 'invalid-port'],
     ['8080:0', 'invalid-port'],
     ['70000:80', 'invalid-port'],

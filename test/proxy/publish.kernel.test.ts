@@ -2,7 +2,7 @@
 // from the host, 127.0.0.1 (and the neighbour that must not reach it), hairpin, conflicts and bad
 // input (nothing applied), the reconciler repairing a flushed chain. The root firewall is untouched.
 import test from 'ava';
-import { ProxyError } from '../../proxy/errors.js';
+import { ProxyError, type ProxyErrorCode } from '../../proxy/errors.js';
 import { Firewall } from '../../proxy/firewall.js';
 import { fromDockerPortMap, parsePortSpec, publishAll } from '../../proxy/ports.js';
 import { containerIp, containerIp6, HOST_IP, HOST_IP6, makeTopo, NB_IP, reach, saveAll, type Topo } from './topo.js';
@@ -111,7 +111,7 @@ test.serial('hairpin: a container reaches its own and a neighbour container\'s p
 
 test.serial('conflicts and bad input are clear errors and apply nothing', async (t) => {
   const before = await saveAll(topo.host);
-  const bad: [() => Promise<unknown>, string][] = [
+  const bad: [() => Promise<unknown>, ProxyErrorCode][] = [
     [() => pub(1, ['8080:80']), 'port-taken'],
     [() => pub(1, [`${HOST_IP}:8080:80`]), 'port-taken'],
     [() => pub(1, ['9999:80', '8080:80']), 'port-taken'],

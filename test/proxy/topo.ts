@@ -80,13 +80,11 @@ export async function reach(ns: Netns, proto: 'tcp' | 'udp', host: string, port:
   return (await probe(ns, proto, host, port, 1, timeoutMs))[0]!;
 }
 
-/** iptables-save without its timestamp comments. */
+/** iptables-save and ip6tables-save (of ns, or of the root namespace: read only) without timestamps. */
 export async function saveAll(ns?: Netns): Promise<string> {
-  const pre = ns ? ['nsenter', `--net=${ns.path}`, '--'] : [];
+  const save = (tool: string) => (ns ? ns.exec(tool, []) : run(tool, []));
   const strip = (s: string) => s.split('\n').filter((l) => !l.startsWith('#')).join('\n');
-  const v4 = await run(pre[0] ?? 'iptables-save', pre.length ? [...pre.slice(1), 'iptables-save'] : []);
-  const v6 = await run(pre[0] ?? 'ip6tables-save', pre.length ? [...pre.slice(1), 'ip6tables-save'] : []);
-  return `${strip(v4)}\n${strip(v6)}`;
+  return `${strip(await save('iptables-save'))}\n${strip(await save('ip6tables-save'))}`;
 }
 
 /** Build host + neighbour + n containers on one bridge, with the firewall initialised. */
