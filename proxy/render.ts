@@ -2,7 +2,7 @@
 // prints (so desired and dumped rules compare as strings). Every value is re-validated here:
 // the rendered text never contains a value that did not pass a validator.
 import { ProxyError } from './errors.js';
-import { CT_STATES, type Chain, type Family, type Jump, type Rule, type Target } from './rules.js';
+import { CT_STATES, type Family, type Rule, type Target } from './rules.js';
 import * as v from './validate.js';
 
 function fail(what: string, value: unknown): never {
@@ -94,34 +94,4 @@ export function renderRule(rule: Rule, family: Family): string {
   }
   out.push(targetText(rule.target, family));
   return out.join(' ');
-}
-
-/** "-A CHAIN …" for a jump from a built-in chain. */
-export function renderJump(j: Jump, family: Family): string {
-  return `-A ${j.chain} ${renderRule(j.rule, family)}`;
-}
-
-/** The rules of a chain, rendered (without the "-A NAME " prefix). */
-export function renderChainRules(chain: Chain, family: Family): string[] {
-  v.chainName(chain.name);
-  return chain.rules.map((r) => renderRule(r, family));
-}
-
-/**
- * A complete iptables-restore --noflush text that (re)writes the given chains and appends
- * the jumps: what a full sync sends when the firewall holds none of our rules. Golden tests use it.
- */
-export function renderFull(chains: readonly Chain[], jumps: readonly Jump[], family: Family): string {
-  const lines: string[] = [];
-  for (const table of ['raw', 'nat', 'filter'] as const) {
-    const cs = chains.filter((c) => c.table === table);
-    const js = jumps.filter((j) => j.table === table);
-    if (cs.length === 0 && js.length === 0) continue;
-    lines.push(`*${table}`);
-    for (const c of cs) lines.push(`:${v.chainName(c.name)} - [0:0]`);
-    for (const c of cs) for (const r of renderChainRules(c, family)) lines.push(`-A ${c.name} ${r}`);
-    for (const j of js) lines.push(renderJump(j, family));
-    lines.push('COMMIT');
-  }
-  return lines.length ? `${lines.join('\n')}\n` : '';
 }
