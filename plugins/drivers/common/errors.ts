@@ -20,7 +20,9 @@ export type DriverErrorCode =
   | 'no-firewall'
   | 'corrupt-record'
   | 'store-contention'
-  | 'teardown-incomplete';
+  | 'teardown-incomplete'
+  | 'vni-taken'
+  | 'vni-exhausted';
 
 const KIND: Record<DriverErrorCode, ErrorKind> = {
   'invalid-config': 'bad-request',
@@ -37,6 +39,8 @@ const KIND: Record<DriverErrorCode, ErrorKind> = {
   'corrupt-record': 'internal',
   'store-contention': 'unavailable',
   'teardown-incomplete': 'unavailable',
+  'vni-taken': 'conflict',
+  'vni-exhausted': 'unavailable',
 };
 
 const RETRYABLE = new Set<DriverErrorCode>(['store-contention', 'teardown-incomplete']);

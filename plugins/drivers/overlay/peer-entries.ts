@@ -1,0 +1,115 @@
+// What a host's VXLAN device must hold for one overlay network, as pure data: one entry per remote
+// endpoint (its MAC → its host's VTEP, its IPs → its MAC), the difference between what is
+// installed and what is wanted, and the table interface the kernel (or a benchmark) implements.
+import type { EndpointRecord } from '../common/records.js';
+import { macFromAddress } from '../common/naming.js';
+import type { PeerHost } from './hosts.js';
+
+/** A remote endpoint as programmed: FDB self (mac → vtep:port), FDB master (mac → VXLAN port), neighbours (ip → mac). */
+export interface PeerEntry {
+  mac: string;
+  vtep: string;
+  port: number;
+  /** Bare addresses, sorted. */
+  ips: string[];
+}
+
+/** What a host found installed; fields are missing when that part of the entry is missing. */
+export interface InstalledPeer {
+  mac: string;
+  vtep?: string;
+  port?: number;
+  /** The bridge's static entry pointing the MAC at the VXLAN port exists. */
+  master: boolean;
+  ips: string[];
+}
+
+/** Changes to apply: entries to write whole, entries to remove, single neighbours to remove. */
+export interface PeerDiff {
+  put: PeerEntry[];
+  remove: InstalledPeer[];
+  /** Neighbours of kept MACs whose address went away (or moved to another MAC). */
+  dropIps: string[];
+}
+
+/** A network's VXLAN device on this host. */
+export interface LocalNetwork {
+  id: string;
+  /** VXLAN device name. */
+  vxlan: string;
+  /** The device's own UDP port (an FDB entry's port is implied when equal). */
+  port: number;
+}
+
+/** Where entries live: the kernel (OverlayKernel), or a recorder in benchmarks. */
+export interface PeerTable {
+  /** What is installed on the network's VXLAN device now. */
+  read(net: LocalNetwork): Promise<Map<string, InstalledPeer>>;
+  /** Apply a diff; a failure leaves the table partly changed (the caller re-reads). */
+  apply(net: LocalNetwork, diff: PeerDiff): Promise<void>;
+}
+
+/** Counts for logs. */
+export function diffSize(d: PeerDiff): number {
+  return d.put.length + d.remove.length + d.dropIps.length;
+}
+
+/**
+ * The entries a host wants for one network: every endpoint of another, live host that has an
+ * underlay address. A MAC claimed twice (a stale record) keeps the most recently created endpoint.
+ */
+export function desiredEntries(endpoints: Iterable<EndpointRecord>, hosts: ReadonlyMap<string, PeerHost>, self: string): Map<string, PeerEntry> {
+  const out = new Map<string, { e: PeerEntry; at: string }>();
+  for (const ep of endpoints) {
+    if (ep.hostId === self || ep.driver !== 'overlay') continue;
+    const host = hosts.get(ep.hostId);
+    if (!host?.advertise) continue;
+    const ips = ep.addresses.map((a) => a.split('/')[0]!).sort();
+    if (ips.length === 0) continue;
+    let mac: string;
+    try {
+      mac = (ep.mac ?? macFromAddress(ips.find((ip) => ip.includes('.')) ?? ips[0]!)).toLowerCase();
+    } catch {
+      continue;
+    }
+    const prev = out.get(mac);
+    if (prev && prev.at > ep.createdAt) continue;
+    out.set(mac, { e: { mac, vtep: host.advertise, port: host.port, ips }, at: ep.createdAt });
+  }
+  // One IP → one MAC: when two entries claim an address, the later-created one has it.
+  const byIp = new Map<string, string>();
+  const entries = [...out.values()].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+  for (const { e } of entries) for (const ip of e.ips) byIp.set(ip, e.mac);
+  const result = new Map<string, PeerEntry>();
+  for (const { e } of entries) result.set(e.mac, { ...e, ips: e.ips.filter((ip) => byIp.get(ip) === e.mac) });
+  return result;
+}
+
+function sameEntry(have: InstalledPeer, want: PeerEntry): boolean {
+  return have.master && have.vtep === want.vtep && have.port === want.port && have.ips.join() === want.ips.join();
+}
+
+/** The changes that turn `installed` into `desired`. */
+export function diffEntries(installed: ReadonlyMap<string, InstalledPeer>, desired: ReadonlyMap<string, PeerEntry>): PeerDiff {
+  const diff: PeerDiff = { put: [], remove: [], dropIps: [] };
+  const wantedIps = new Set<string>();
+  for (const e of desired.values()) for (const ip of e.ips) wantedIps.add(ip);
+  for (const [mac, want] of desired) {
+    const have = installed.get(mac);
+    if (!have || !sameEntry(have, want)) diff.put.push(want);
+    for (const ip of have?.ips ?? []) if (!want.ips.includes(ip) && !wantedIps.has(ip)) diff.dropIps.push(ip);
+  }
+  for (const [mac, have] of installed) {
+    if (desired.has(mac)) continue;
+    // An address that moved to another MAC is rewritten by that MAC's put: do not delete it.
+    diff.remove.push({ ...have, ips: have.ips.filter((ip) => !wantedIps.has(ip)) });
+  }
+  return diff;
+}
+
+/** The installed view of what `desired` says (after a successful apply). */
+export function asInstalled(desired: ReadonlyMap<string, PeerEntry>): Map<string, InstalledPeer> {
+  const out = new Map<string, InstalledPeer>();
+  for (const [mac, e] of desired) out.set(mac, { mac, vtep: e.vtep, port: e.port, master: true, ips: [...e.ips] });
+  return out;
+}
