@@ -1,7 +1,9 @@
 // What the CNI plugin handlers need from their surroundings: a store by URL, the host id,
-// a kernel handle, a warning sink. Standalone executables open everything per invocation;
-// the daemon passes its own (shared) store and kernel instead.
-import { hostname } from 'node:os';
+// the kernel, a firewall holding the host's whole desired state, a warning sink. Types and
+// defaults only (no runtime imports): standalone.ts builds the executables' context, the
+// daemon passes its own (shared store, kernel and firewall).
+import type { Kernel } from '../../netlink/index.js';
+import type { Firewall } from '../../proxy/firewall.js';
 import type { Store } from '../../store/types.js';
 
 /** The embedded default store (DESIGN.md "Names users see"). */
@@ -18,36 +20,34 @@ export interface StoreHandle {
 
 /** Dependencies of the plugin handlers (constructor-style injection; no globals). */
 export interface CniContext {
-  /** This host's id: block affinity and the `host` of allocations and reservations. */
+  /** This host's id: block affinity, the `host` of allocations, records and port reservations. */
   hostId: string;
   /** Open (or share) the store named by `url`. Throws StoreError. */
   openStore(url: string): Promise<StoreHandle>;
+  /** The kernel layer (one per process). */
+  kernel(): Promise<Kernel>;
+  /**
+   * Run fn with a Firewall that knows every network and published port of this host, and
+   * apply what fn changed. Standalone: under a host-wide lock, the state preloaded from
+   * `store`, our chains reconciled to it at the end. The daemon: its own firewall.
+   */
+  withFirewall<T>(store: Store, fn: (fw: Firewall) => Promise<T>): Promise<T>;
   /** One line for the runtime's log (stderr for executables). */
   warn(msg: string): void;
 }
 
-/**
- * The context of a standalone executable: every store is opened on demand and closed on
- * release; `hostId` is the host name (the daemon's `--host-id` default).
- */
-export function standaloneContext(opts: { hostId?: string; warn?: (msg: string) => void } = {}): CniContext {
-  return {
-    hostId: opts.hostId ?? hostname(),
-    async openStore(url: string): Promise<StoreHandle> {
-      const { openStore } = await import('../../store/open.js');
-      const store = await openStore(url);
-      return { store, release: () => store.close() };
-    },
-    warn: opts.warn ?? ((msg) => process.stderr.write(`${msg}\n`)),
-  };
-}
-
 /** Run fn with a store from ctx, releasing it afterwards (also on failure). */
-export async function withStore<T>(ctx: CniContext, url: string, fn: (store: Store) => Promise<T>): Promise<T> {
+export async function withStore<T>(ctx: Pick<CniContext, 'openStore'>, url: string, fn: (store: Store) => Promise<T>): Promise<T> {
   const h = await ctx.openStore(url);
   try {
     return await fn(h.store);
   } finally {
     await h.release().catch(() => {});
   }
+}
+
+/** A string config key, or undefined when absent or empty. */
+export function confString(o: Record<string, unknown> | undefined, key: string): string | undefined {
+  const v = o?.[key];
+  return typeof v === 'string' && v !== '' ? v : undefined;
 }

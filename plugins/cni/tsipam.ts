@@ -1,6 +1,6 @@
 // The tsipam CNI IPAM plugin's spec and main: light on purpose (protocol modules only);
 // the IPAM, the store and SQLite load only when no daemon takes the request.
-import { DEFAULT_DAEMON_SOCKET, standaloneContext, type CniContext } from './context.js';
+import { DEFAULT_DAEMON_SOCKET, type CniContext } from './context.js';
 import { runPlugin, type CniRequest, type PluginSpec } from './skel.js';
 
 /** Where a request for a plugin with this config goes: `ipam.daemonSocket`, the plugin's `daemonSocket`, or the default. */
@@ -20,7 +20,10 @@ export function tsipamSpec(ctx?: CniContext): PluginSpec {
   const spec: PluginSpec = {
     name: 'tsipam',
     about: 'tsipam: tsoverlay IPAM CNI plugin (host-local compatible ranges, allocations in the tsoverlay store)',
-    handlers: async () => (await import('./tsipam-handlers.js')).createTsipamHandlers(ctx ?? standaloneContext()),
+    handlers: async () => {
+      const { createTsipamHandlers } = await import('./tsipam-handlers.js');
+      return createTsipamHandlers(ctx ?? (await import('./standalone.js')).standaloneContext());
+    },
   };
   if (!ctx) spec.daemonSocket = (req) => daemonSocketOf(req, true);
   return spec;

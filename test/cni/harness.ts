@@ -48,6 +48,8 @@ export interface CallEnv {
   /** CNI_PATH; default `<bin>:/usr/lib/cni`. */
   path?: string;
   extra?: Record<string, string>;
+  /** Run the plugin inside this (host) namespace, by path, as a runtime there would. */
+  hostNetns?: string;
 }
 
 export interface CallResult {
@@ -66,7 +68,10 @@ export async function call(file: string, command: string, conf: unknown, env: Ca
   if (env.ifname !== undefined) vars.CNI_IFNAME = env.ifname;
   if (env.args !== undefined) vars.CNI_ARGS = env.args;
   vars.CNI_PATH = env.path ?? `${join(file, '..')}:${REFERENCE_DIR}`;
-  const r = await tryRun(file, [], { env: vars, input: typeof conf === 'string' ? conf : JSON.stringify(conf), timeoutMs });
+  const input = typeof conf === 'string' ? conf : JSON.stringify(conf);
+  const r = env.hostNetns
+    ? await tryRun('nsenter', [`--net=${env.hostNetns}`, '--', file], { env: vars, input, timeoutMs })
+    : await tryRun(file, [], { env: vars, input, timeoutMs });
   let json: unknown;
   try {
     json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
