@@ -92,7 +92,7 @@ export class Daemon {
     // Auto pools never overlap a route of this host (docker0's 172.17.0.0/16, the LAN, …).
     const hostRoutes = async () => (await host.routes()).map((r) => r.dst).filter((d) => d !== 'default');
     const ipam = new Ipam(store, { hostId: this.cfg.hostId, hostRoutes });
-    return startDockerPlugins({ hostId: this.cfg.hostId, pluginDir: this.cfg.pluginDir, store, kernel, firewall, ports, ipam, log: this.log });
+    return startDockerPlugins({ hostId: this.cfg.hostId, pluginDir: this.cfg.pluginDir, dockerHost: this.cfg.dockerHost, store, kernel, firewall, ports, ipam, log: this.log });
   }
 
   private makeDirs(): void {

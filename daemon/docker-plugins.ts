@@ -5,6 +5,8 @@ import { Ipam } from '../ipam/index.js';
 import type { Kernel } from '../netlink/index.js';
 import { BridgeDriver } from '../plugins/drivers/bridge/bridge.js';
 import { HostDriver } from '../plugins/drivers/host/host.js';
+import { EngineClient } from '../plugins/libnetwork/adapters/engine-client.js';
+import { EngineSync } from '../plugins/libnetwork/adapters/engine-sync.js';
 import { DockerHostNetwork } from '../plugins/libnetwork/adapters/host.js';
 import { DockerIpam } from '../plugins/libnetwork/adapters/ipam.js';
 import { DockerBridgeNetwork } from '../plugins/libnetwork/adapters/network.js';
@@ -19,6 +21,8 @@ export interface DockerPluginsDeps {
   hostId: string;
   /** Where the sockets go (`tsbridge.sock`, `tsipam.sock`, …). */
   pluginDir: string;
+  /** The engine's API (`unix:///var/run/docker.sock`): container names, and GC of leaks. */
+  dockerHost: string;
   store: Store;
   kernel: Kernel;
   firewall: Firewall;
@@ -32,47 +36,68 @@ export interface DockerPlugins {
   readonly server: PluginServer;
   readonly bridge: BridgeDriver;
   readonly host: HostDriver;
+  readonly engine: EngineSync;
   /** Stop serving (sockets removed) and finish background teardown; the data plane stays. */
   close(): Promise<void>;
 }
+
+/** How often leaks are looked for (the first pass runs once the plugins are served). */
+export const ENGINE_GC_INTERVAL_MS = 5 * 60_000;
 
 /** The plugin names the engine sees. */
 export const PLUGIN_NAMES = Object.freeze({ bridge: 'tsbridge', host: 'tshost', ipam: 'tsipam' });
 
 /**
  * Build the drivers, reconcile them with the store (bridges, addresses, rules, published ports;
- * stale chains removed), then serve them. A reconcile error on one object is logged, not fatal.
+ * stale chains removed), then serve them; then look for leaks the engine explains away (GC),
+ * now and every ENGINE_GC_INTERVAL_MS. A reconcile error on one object is logged, not fatal.
  */
 export async function startDockerPlugins(deps: DockerPluginsDeps): Promise<DockerPlugins> {
   const log = deps.log.child({ component: 'docker' });
-  const bridge = new BridgeDriver({
-    kernel: deps.kernel,
-    store: deps.store,
-    hostId: deps.hostId,
-    firewall: deps.firewall,
-    log: log.child({ driver: PLUGIN_NAMES.bridge }),
-  });
-  const host = new HostDriver({ store: deps.store, hostId: deps.hostId, kernel: deps.kernel, ports: deps.ports, log: log.child({ driver: PLUGIN_NAMES.host }) });
+  const { bridge, host } = buildDrivers(deps, log);
   await reconcile(deps.firewall, bridge, host, log);
-  const owners = new IpamOwners(deps.ipam);
-  const bridgeNet = new DockerBridgeNetwork({ driver: bridge, name: PLUGIN_NAMES.bridge, owners, log });
+  const engine = new EngineSync({
+    engine: new EngineClient(deps.dockerHost),
+    store: deps.store,
+    ipam: deps.ipam,
+    hostId: deps.hostId,
+    deleteEndpoint: (ep) => (ep.driver === 'host' ? host.deleteEndpoint(ep.networkId, ep.id) : bridge.deleteEndpoint(ep.networkId, ep.id)),
+    log,
+  });
+  const onJoined = (ref: { networkId: string; endpointId: string }) => engine.scheduleNames(ref);
+  const bridgeNet = new DockerBridgeNetwork({ driver: bridge, name: PLUGIN_NAMES.bridge, owners: new IpamOwners(deps.ipam), log, onJoined });
   const server = await startPluginServer({
     pluginDir: deps.pluginDir,
     drivers: {
       [PLUGIN_NAMES.bridge]: bridgeNet,
-      [PLUGIN_NAMES.host]: new DockerHostNetwork({ driver: host, name: PLUGIN_NAMES.host }),
+      [PLUGIN_NAMES.host]: new DockerHostNetwork({ driver: host, name: PLUGIN_NAMES.host, onJoined }),
     },
     ipam: { name: PLUGIN_NAMES.ipam, backend: new DockerIpam({ ipam: deps.ipam, hostId: deps.hostId }) },
     log,
   });
+  const gc = () => engine.gc().catch((err: Error) => log.info({ engine: deps.dockerHost, err: err.message }, 'docker GC skipped: the engine cannot be asked'));
+  void gc();
+  const timer = setInterval(gc, ENGINE_GC_INTERVAL_MS);
+  timer.unref();
   return {
     server,
     bridge,
     host,
+    engine,
     async close() {
+      clearInterval(timer);
+      engine.stop();
       await server.close();
       await bridgeNet.drain(); // teardown already answered to the engine finishes before we exit
     },
+  };
+}
+
+function buildDrivers(deps: DockerPluginsDeps, log: Logger): { bridge: BridgeDriver; host: HostDriver } {
+  const { kernel, store, hostId } = deps;
+  return {
+    bridge: new BridgeDriver({ kernel, store, hostId, firewall: deps.firewall, log: log.child({ driver: PLUGIN_NAMES.bridge }) }),
+    host: new HostDriver({ kernel, store, hostId, ports: deps.ports, log: log.child({ driver: PLUGIN_NAMES.host }) }),
   };
 }
 

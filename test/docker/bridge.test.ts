@@ -94,6 +94,10 @@ test.serial('network connect --alias / disconnect', async (t) => {
   t.regex(addrs, /eth1 .*inet 10\.62\.0\.50\/24/);
   t.true(await pingFromContainer(engine, 'app1', 'database'), 'the alias resolves on the connected network');
   t.true(await pingFromContainer(engine, 'app1', 'db1'));
+  // The daemon asks the engine for names after Join (the plugin protocol carries none).
+  const named = async () => (await w().store.range('/tsoverlay/v1/endpoints/')).kvs.map((kv) => JSON.parse(kv.value)).find((e) => e.aliases?.includes('database'));
+  await eventually(async () => (await named()) !== undefined, 10_000, 'the alias in the endpoint record').catch(() => undefined);
+  t.like(await named(), { names: ['db1'] });
   await engine.docker(['network', 'disconnect', 'front', 'db1']);
   t.notRegex(await engine.exec('db1', ['ip', '-o', 'link', 'show']), /eth1/);
   t.false(await pingFromContainer(engine, 'app1', '10.62.0.50'));

@@ -23,6 +23,8 @@ export interface DockerHostOptions {
   driver: HostDriver;
   /** Plugin name, for messages (default "tshost"). */
   name?: string;
+  /** Called after a successful Join (e.g. to learn the container's name from the engine). */
+  onJoined?: (ref: EndpointRef) => void;
 }
 
 const KNOWN: ReadonlySet<string> = new Set(HOST_OPTION_KEYS);
@@ -78,6 +80,7 @@ export class DockerHostNetwork implements NetworkDriverBackend {
   /** No interface and no gateway: the engine gives the container its docker_gwbridge attachment. */
   async join(input: JoinInput): Promise<JoinResult> {
     await this.opts.driver.join(input.networkId, input.endpointId);
+    this.opts.onJoined?.({ networkId: input.networkId, endpointId: input.endpointId });
     return {};
   }
 
