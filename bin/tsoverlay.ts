@@ -70,4 +70,37 @@ stateOptions(program.command('ipam').description('address allocations').command(
   .option('--pool <id>', 'only this pool')
   .action(act(async () => (await import('../daemon/commands/ls.js')).ipamLs));
 
+const install = program.command('install').description('install the CNI executables or the Docker plugin files');
+install
+  .command('cni')
+  .description('write tsbridge tsoverlay tshost tsipam tsportmap into a CNI bin directory, and example conflists')
+  .requiredOption('--dir <dir>', 'CNI plugin directory, e.g. /opt/cni/bin')
+  .option('--conf-dir <dir>', 'where example conflists go (default <dir>/../net.d-examples)')
+  .option('--store <url>', 'store URL written into the examples')
+  .option('--json', 'print JSON')
+  .action(act(async () => (await import('../daemon/commands/misc.js')).installCniCommand));
+install
+  .command('docker')
+  .description('write Docker plugin spec files, an example systemd unit and a README into a directory')
+  .requiredOption('--dir <dir>', 'directory to write into (nothing outside it is touched)')
+  .option('--plugin-dir <dir>', 'the daemon\'s plugin socket directory (default /run/docker/plugins)')
+  .option('--socket <path>', 'the daemon\'s local API socket')
+  .option('--exec-path <path>', 'the tsoverlay executable the unit starts')
+  .option('--state-dir <dir>', '--state-dir for the unit')
+  .option('--store <url>', '--store for the unit')
+  .action(act(async () => (await import('../daemon/commands/misc.js')).installDockerCommand));
+
+stateOptions(program.command('doctor'))
+  .description('check the kernel, firewall, store and peers; each problem with the command that fixes it')
+  .option('--host-id <id>', 'this host\'s id (default the host name)')
+  .action(act(async () => (await import('../daemon/commands/doctor.js')).runDoctor));
+
+stateOptions(program.command('dns').description('the DNS server').command('serve'))
+  .description('serve every network\'s names, services and SkyDNS records from the store')
+  .requiredOption('--listen <addr:port,…>', 'addresses to listen on (UDP and TCP)')
+  .option('--domain <domain>', 'DNS domain (default tsoverlay.)')
+  .option('--upstream <ip[:port],…>', 'upstream resolvers (default /etc/resolv.conf)')
+  .option('--recursion-from <cidr,…>', 'clients besides loopback and our networks that may recurse')
+  .action(act(async () => (await import('../daemon/commands/misc.js')).dnsServeCommand));
+
 await program.parseAsync(process.argv);
