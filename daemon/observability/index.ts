@@ -5,3 +5,4 @@ export { instrumentStore, keyArea } from './instrument-store.js';
 export { registerStateGauges, poolUsage, type PoolUsage, type StateGaugeOptions } from './state-gauges.js';
 export { readTopology, type Topology, type TopologyHost, type TopologyNetwork, type TopologyEndpoint } from './topology.js';
 export { startWebServer, WebServerError, type WebServer, type WebServerOptions } from './web.js';
+export { startObservability, type Observability, type ObservabilityOptions } from './observability.js';

@@ -99,6 +99,7 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
   const bound = server.address() as AddressInfo;
   const address = { host: bound.address, port: bound.port };
   opts.log.info({ address: `${address.host}:${address.port}` }, 'metrics and topology page listening');
+  if (!isLoopback(address.host)) opts.log.warn({ address: address.host }, 'metrics and topology page are served without authentication on a non-loopback address');
   return {
     address,
     close: async () => {
@@ -109,6 +110,10 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
       });
     },
   };
+}
+
+function isLoopback(host: string): boolean {
+  return host === '::1' || host.startsWith('127.') || host === '::ffff:127.0.0.1';
 }
 
 function listen(server: Server, at: { host: string; port: number }): Promise<void> {

@@ -1,7 +1,7 @@
 // /metrics, /api/topology and /api/events over a real SQLite store holding records written
 // through RecordStore and the IPAM, served on 127.0.0.1:0.
 import test from 'ava';
-import { instrumentStore, Metrics, registerStateGauges, startWebServer } from '../../daemon/observability/index.js';
+import { instrumentStore, Metrics, registerStateGauges, startObservability, startWebServer } from '../../daemon/observability/index.js';
 import { RecordStore } from '../../plugins/drivers/common/record-store.js';
 import { keys } from '../../store/keys.js';
 import { endpoint, sample, seedCluster, tempStore } from './fixtures.js';
@@ -149,4 +149,21 @@ test('binding an address in use fails with a clear, retryable error', async (t) 
   const err = await t.throwsAsync(startWebServer({ listen: { host: '127.0.0.1', port: a.address.port }, store: tmp.store, registry, log: quiet }));
   t.like(err as object, { code: 'listen-failed', retryable: true });
   t.regex(err!.message, /EADDRINUSE/);
+});
+
+test('startObservability: the wrapped store is timed, scrapes read the plain store, close stops serving', async (t) => {
+  const tmp = await tempStore();
+  t.teardown(() => tmp.cleanup());
+  await seedCluster(tmp.store);
+  const warnings: string[] = [];
+  const obs = await startObservability({ store: tmp.store, listen: { host: '127.0.0.1', port: 0 }, log: { info: () => {}, warn: (_o, m) => warnings.push(m) }, processMetrics: false });
+  await obs.store.put(keys.endpoint('net-web', 'extra'), JSON.stringify(endpoint('extra', 'net-web', '10.77.0.50/24')));
+  const url = `http://127.0.0.1:${obs.web!.address.port}/metrics`;
+  const text = await (await fetch(url)).text();
+  t.is(sample(text, 'tsoverlay_network_endpoints', { network: 'net-web' }), 4);
+  t.is(sample(text, 'tsoverlay_store_request_duration_seconds_count', { op: 'put' }), 1);
+  t.is(sample(await (await fetch(url)).text(), 'tsoverlay_store_request_duration_seconds_count', { op: 'range' }), undefined, 'scrape reads are not counted');
+  t.deepEqual(warnings, []);
+  await obs.close();
+  await t.throwsAsync(fetch(url));
 });
