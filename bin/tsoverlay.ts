@@ -93,7 +93,11 @@ install
 stateOptions(program.command('doctor'))
   .description('check the kernel, firewall, store and peers; each problem with the command that fixes it')
   .option('--host-id <id>', 'this host\'s id (default the host name)')
-  .action(act(async () => (await import('../daemon/commands/doctor.js')).runDoctor));
+  .option('--netns <path>', 'inspect this network namespace instead of the current one')
+  .action(act(async () => {
+    const { runDoctor } = await import('../daemon/commands/doctor.js');
+    return (opts: Parameters<typeof runDoctor>[0] & { netns?: string }) => runDoctor({ ...opts, netnsPath: opts.netns });
+  }));
 
 stateOptions(program.command('dns').description('the DNS server').command('serve'))
   .description('serve every network\'s names, services and SkyDNS records from the store')

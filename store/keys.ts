@@ -105,6 +105,9 @@ export const keys = {
   hostPort: (hostId: string, proto: string, hostIp: string, port: number) =>
     key('host-ports', hostId, proto, hostIp, String(port)),
 
+  // `tsoverlay doctor`'s write/read/delete round trip (one short-lived key per run).
+  doctorProbe: (id: string) => key('doctor', id),
+
   // CNI attachments (container + ifname + network), for GC and CHECK.
   cniAttachments: () => dir('cni'),
   cniNetworkAttachments: (network: string) => dir('cni', network),

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { Kernel } from '../../netlink/index.js';
 import { RecordStore } from '../../plugins/drivers/common/record-store.js';
-import { PREFIX, segment } from '../../store/keys.js';
+import { keys } from '../../store/keys.js';
 import { openStore } from '../../store/open.js';
 import type { Store } from '../../store/types.js';
 import { parseStoreUrl } from '../../store/url.js';
@@ -19,8 +19,7 @@ export const SLOW_STORE_MS = 500;
 /** At most this many hosts are pinged. */
 const MAX_PEERS = 64;
 
-// TODO(store owner): move to store/keys.ts as keys.doctorProbe(id); built from the same pieces here.
-const doctorKey = (id: string) => `${PREFIX}doctor/${segment(id)}`;
+const doctorKey = keys.doctorProbe;
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
