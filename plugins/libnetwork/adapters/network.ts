@@ -83,9 +83,10 @@ export class DockerBridgeNetwork implements NetworkDriverBackend {
       ...(given.macAddress ? { mac: given.macAddress } : {}),
       exposed: input.options.exposedPorts.map((p) => ({ proto: p.proto, port: p.port })),
     });
-    if (this.deferred) this.tasks.prepare(input.networkId, input.endpointId, () => this.opts.driver.join(input.networkId, input.endpointId, { mode: 'engine' }));
     const net = await this.opts.driver.network(input.networkId);
     if (net && this.opts.owners) await this.opts.owners.record(input.networkId, net.subnets, rec.addresses, input.endpointId, ctx.log);
+    // Last, so that a failure above (after which the engine sends no DeleteEndpoint) made no veth.
+    if (this.deferred) this.tasks.prepare(input.networkId, input.endpointId, () => this.opts.driver.join(input.networkId, input.endpointId, { mode: 'engine' }));
     // Never change what the engine set; a MAC derived from the address is ours to offer.
     return given.macAddress || !rec.mac ? {} : { interface: { macAddress: rec.mac } };
   }
