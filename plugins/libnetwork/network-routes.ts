@@ -72,20 +72,29 @@ function parseIpamList(body: Record<string, unknown>, name: string, family: 4 | 
     const pool = parseNetworkCidr(e.Pool, (why) => fail(`Pool ${why}`));
     if (familyOf(pool.split('/')[0]) !== family) throw fail(`Pool must be IPv${family}`);
     const gateway = e.Gateway ? parseAddressCidr(e.Gateway, (why) => fail(`Gateway ${why}`)) : undefined;
+    if (gateway && familyOf(gateway.split('/')[0]!) !== family) throw fail(`Gateway must be IPv${family}`);
     const auxAddresses: Record<string, string> = {};
     for (const [k, v] of Object.entries(asRecord(e.AuxAddresses, (why) => fail(`AuxAddresses ${why}`)) ?? {})) {
       auxAddresses[k] = parseAddressCidr(v, (why) => fail(`AuxAddresses.${k} ${why}`));
+      if (familyOf(auxAddresses[k]!.split('/')[0]!) !== family) throw fail(`AuxAddresses.${k} must be IPv${family}`);
     }
     const addressSpace = typeof e.AddressSpace === 'string' ? e.AddressSpace : '';
     return { addressSpace, pool, gateway, auxAddresses };
   });
 }
 
+/** address/prefix of one family (the engine's Address is IPv4, AddressIPv6 IPv6). */
+const addressOf = (family: 4 | 6) => (value: unknown, fail: Fail): string => {
+  const cidr = parseAddressCidr(value, fail);
+  if (familyOf(cidr.split('/')[0]!) !== family) throw fail(`must be an IPv${family} address/prefix`);
+  return cidr;
+};
+
 function parseInterface(raw: unknown): EndpointInterface {
   const iface = asRecord(raw, (why) => badField('Interface', raw, why)) ?? {};
   return {
-    address: optionalField(iface, 'Address', parseAddressCidr),
-    addressIPv6: optionalField(iface, 'AddressIPv6', parseAddressCidr),
+    address: optionalField(iface, 'Address', addressOf(4)),
+    addressIPv6: optionalField(iface, 'AddressIPv6', addressOf(6)),
     macAddress: optionalField(iface, 'MacAddress', parseMac),
   };
 }
