@@ -3,7 +3,8 @@
 // HTTP only: the driver and IPAM logic live behind the backend interfaces (backend.ts).
 
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
+import { createServer, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import {
   IPAM_METHODS,
@@ -172,6 +173,27 @@ export function createPluginApp(plugin: string, roles: PluginRoles, log: Logger 
   return app;
 }
 
+/**
+ * Requests node's HTTP parser refuses before express sees them (headers over 16 KiB, malformed
+ * request lines) would get node's bare text reply; answer them in the protocol's JSON shape.
+ */
+function onClientError(roles: PluginRoles, log: Logger) {
+  return (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    if (!socket.writable || err.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const message = `bad HTTP request: ${err.code ?? err.message}`;
+    log.warn({ status, err: message }, 'bad plugin request');
+    const body = JSON.stringify(roles.ipam ? { Error: message, Err: message } : { Err: message });
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PLUGIN_MEDIA_TYPE}\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  };
+}
+
 function rolesByName(opts: PluginServerOptions): Map<string, PluginRoles> {
   const byName = new Map<string, PluginRoles>();
   for (const [name, backend] of Object.entries(opts.drivers)) byName.set(validatePluginName(name), { network: backend });
@@ -196,6 +218,7 @@ export async function startPluginServer(opts: PluginServerOptions): Promise<Plug
   try {
     for (const [name, roles] of byName) {
       const server = createServer(createPluginApp(name, roles, log));
+      server.on('clientError', onClientError(roles, log));
       const listener = opts.tcp
         ? await listenTcp(server, { name, host: opts.tcp.host, port: opts.tcp.ports?.[name], specDir: opts.tcp.specDir })
         : await listenUnix(server, { dir: opts.pluginDir as string, name, mode: opts.socketMode, owner: opts.socketOwner });

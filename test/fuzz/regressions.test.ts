@@ -1,0 +1,66 @@
+// Regression tests for what the fuzz suites found, one minimal input each, so a fix stays
+// fixed even when a later seed no longer happens to generate the case.
+import test from 'ava';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startPluginServer } from '../../plugins/libnetwork/server.js';
+import { MemoryDriver, MemoryIpam, Recorder } from '../libnetwork/fixtures/memory-backends.js';
+import { callPlugin } from '../libnetwork/plugin-client.js';
+
+const NET = 'a'.repeat(64);
+const EP = 'b'.repeat(64);
+
+async function plugins(t: { teardown(fn: () => unknown): void }) {
+  const dir = await mkdtemp(join(tmpdir(), 'tsot-fuzzreg-'));
+  const rec = new Recorder();
+  const server = await startPluginServer({ pluginDir: dir, drivers: { tsbridge: new MemoryDriver(rec) }, ipam: { name: 'tsipam', backend: new MemoryIpam(rec) } });
+  t.teardown(async () => {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { rec, bridge: join(dir, 'tsbridge.sock'), ipam: join(dir, 'tsipam.sock') };
+}
+
+// fuzz libnetwork seed 20250611 case 1461: an IPv6 gateway in IPv4Data reached the driver.
+test('libnetwork: a pool gateway or aux address of the other family is refused before the driver', async (t) => {
+  const p = await plugins(t);
+  const v4 = { AddressSpace: 'TsLocal', Pool: '10.9.0.0/24', Gateway: 'fd00::1/24' };
+  for (const body of [
+    { NetworkID: NET, IPv4Data: [v4] },
+    { NetworkID: NET, IPv4Data: [{ ...v4, Gateway: '10.9.0.1/24', AuxAddresses: { h: 'fd00::5/64' } }] },
+    { NetworkID: NET, IPv6Data: [{ AddressSpace: 'TsLocal', Pool: 'fd00::/64', Gateway: '10.9.0.1/24' }] },
+  ]) {
+    for (const method of ['/NetworkDriver.CreateNetwork', '/NetworkDriver.AllocateNetwork']) {
+      const r = await callPlugin(p.bridge, method, body);
+      t.is(r.status, 400, JSON.stringify(body));
+      t.regex(r.body.Err, /IPv[46]Data\[0\].*must be IPv[46]/);
+    }
+  }
+  t.deepEqual(p.rec.methods(), []);
+});
+
+// fuzz libnetwork seed 20250611 case 11833: Interface.Address "fd00:…/24" reached the driver.
+test('libnetwork: CreateEndpoint Address must be IPv4 and AddressIPv6 IPv6', async (t) => {
+  const p = await plugins(t);
+  for (const Interface of [{ Address: 'fd00::5/24' }, { AddressIPv6: '10.9.0.5/24' }]) {
+    const r = await callPlugin(p.bridge, '/NetworkDriver.CreateEndpoint', { NetworkID: NET, EndpointID: EP, Interface });
+    t.is(r.status, 400);
+    t.regex(r.body.Err, /invalid (Address|AddressIPv6) .*must be an IPv[46] address\/prefix/);
+  }
+  t.deepEqual(p.rec.methods(), []);
+});
+
+// fuzz libnetwork seed 20250611 case 16552: a 200 kB request line got node's bare-text 431.
+test('libnetwork: requests node refuses before routing (huge headers) still get a JSON Err', async (t) => {
+  const p = await plugins(t);
+  const long = await callPlugin(p.bridge, `/${'ab.'.repeat(10_000)}`, {});
+  t.is(long.status, 431);
+  t.true(long.contentType.startsWith('application/vnd.docker.plugins.v1'));
+  t.regex(long.body.Err, /HPE_HEADER_OVERFLOW/);
+  const ipam = await callPlugin(p.ipam, `/IpamDriver.RequestPool?${'x'.repeat(20_000)}`, {});
+  t.is(ipam.status, 431);
+  t.is(ipam.body.Error, ipam.body.Err);
+  // Still serving.
+  t.is((await callPlugin(p.bridge, '/Plugin.Activate')).status, 200);
+});
