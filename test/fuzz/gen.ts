@@ -5,6 +5,8 @@
 /** mulberry32: 32-bit state, fast, good enough for input generation (not for crypto). */
 export class Rng {
   private state: number;
+  /** When set, the domain generators below make only valid values (mutation comes later). */
+  strict = false;
 
   constructor(seed: number) {
     this.state = seed >>> 0;
@@ -36,6 +38,11 @@ export class Rng {
 
   pick<T>(items: readonly T[]): T {
     return items[this.int(items.length)]!;
+  }
+
+  /** A valid choice, or (unless strict) with probability `pBad` an invalid one. */
+  vpick<T>(good: readonly T[], bad: readonly T[], pBad = 0.3): T {
+    return !this.strict && bad.length > 0 && this.chance(pBad) ? this.pick(bad) : this.pick(good);
   }
 
   /** Call one of the functions (each equally likely). */
@@ -323,13 +330,13 @@ export function mutateBytes(rng: Rng, buf: Buffer, max = 4): Buffer {
 
 /** Interface names: valid ones, and every kind of near miss. */
 export function ifname(rng: Rng): string {
-  if (rng.chance(0.6)) return rng.pick(['eth0', 'eth1', 'net1', 'veth0', 'tsbr-x', 'br_0', 'a', 'e.1', 'a'.repeat(15), 'eth-0']);
+  if (rng.strict || rng.chance(0.6)) return rng.pick(['eth0', 'eth1', 'net1', 'veth0', 'tsbr-x', 'br_0', 'a', 'e.1', 'a'.repeat(15), 'eth-0']);
   return rng.pick(['', '.', '..', 'eth 0', 'eth/0', 'eth:0', 'a'.repeat(16), 'é'.repeat(8), 'eth\0', 'eth\n', '-eth', 'eth$0', 'eth;0', 'é', '🐳', 'ab\u007f', nastyString(rng)]);
 }
 
 /** IPv4/IPv6 addresses, valid or nearly. */
 export function ip(rng: Rng, family: 4 | 6 = rng.chance(0.7) ? 4 : 6): string {
-  if (rng.chance(0.8)) {
+  if (rng.strict || rng.chance(0.8)) {
     return family === 4 ? `10.${rng.int(256)}.${rng.int(256)}.${rng.range(1, 254)}` : `fd00:${rng.int(65536).toString(16)}::${rng.range(1, 65535).toString(16)}`;
   }
   return rng.pick(['10.0.0.256', '10.0.0', '10.0.0.1.1', ' 10.0.0.1', '10.0.0.1/24', '::1%lo', 'fe80::1%eth0', ':::1', '1::2::3', '0x0a.0.0.1', '10.0.0.01', '', nastyString(rng)]);
@@ -337,7 +344,7 @@ export function ip(rng: Rng, family: 4 | 6 = rng.chance(0.7) ? 4 : 6): string {
 
 /** CIDRs, valid (host bits sometimes set) or nearly. */
 export function cidr(rng: Rng, family: 4 | 6 = rng.chance(0.7) ? 4 : 6): string {
-  if (rng.chance(0.8)) {
+  if (rng.strict || rng.chance(0.8)) {
     if (family === 4) return `10.${rng.int(256)}.${rng.pick([0, 0, 0, rng.int(256)])}.0/${rng.pick([8, 16, 20, 24, 24, 24, 28, 30, 31, 32, 0])}`;
     return `fd${rng.int(256).toString(16).padStart(2, '0')}:${rng.int(65536).toString(16)}::/${rng.pick([48, 64, 64, 64, 112, 120, 127, 128, 0])}`;
   }
@@ -346,19 +353,19 @@ export function cidr(rng: Rng, family: 4 | 6 = rng.chance(0.7) ? 4 : 6): string 
 
 /** MAC addresses, valid unicast or near misses (multicast, zero, short, odd separators). */
 export function mac(rng: Rng): string {
-  if (rng.chance(0.7)) return ['02', ...Array.from({ length: 5 }, () => rng.int(256).toString(16).padStart(2, '0'))].join(':');
+  if (rng.strict || rng.chance(0.7)) return ['02', ...Array.from({ length: 5 }, () => rng.int(256).toString(16).padStart(2, '0'))].join(':');
   return rng.pick(['01:00:5e:00:00:01', '00:00:00:00:00:00', 'ff:ff:ff:ff:ff:ff', '02:42:ac:11:00', '02:42:ac:11:00:02:03', '02-42-ac-11-00-02', '0242.ac11.0002', 'zz:42:ac:11:00:02', nastyString(rng)]);
 }
 
 /** Ports: valid, zero, negative, overflowing, fractional, as strings. */
 export function port(rng: Rng): unknown {
-  if (rng.chance(0.6)) return rng.range(1, 65535);
+  if (rng.strict || rng.chance(0.6)) return rng.range(1, 65535);
   return rng.pick([0, -1, 65536, 70000, 2 ** 31, 1.5, '80', '8080', '', 'http', null, -65535, 1e21]);
 }
 
 /** Ids of the CNI/Docker kind ([A-Za-z0-9][A-Za-z0-9_.-]*), valid or nearly. */
 export function objectId(rng: Rng): string {
-  if (rng.chance(0.7)) return rng.chance(0.5) ? randomHex(rng, 64) : `c${randomHex(rng, rng.range(1, 12))}`;
+  if (rng.strict || rng.chance(0.7)) return rng.chance(0.5) ? randomHex(rng, 64) : `c${randomHex(rng, rng.range(1, 12))}`;
   return rng.pick(['', '-x', '.x', 'a b', 'a/b', '../x', 'a;b', 'é', 'a'.repeat(300), nastyString(rng)]);
 }
 

@@ -13,6 +13,8 @@ export interface FuzzSettings {
   seed: number;
   /** TSO_FUZZ_CASE: replay this case alone. */
   only?: number;
+  /** TSO_FUZZ_MAX_FAILURES: failing cases reported before a target stops (default 3). */
+  maxFailures?: number;
 }
 
 /**
@@ -24,7 +26,8 @@ export function settings(defaultCases: number, cap = Infinity, env: NodeJS.Proce
   const n = (v: string | undefined) => (v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined);
   const cases = Math.min(n(env.TSO_FUZZ_CASES) ?? defaultCases, cap);
   const only = n(env.TSO_FUZZ_CASE);
-  return { cases, seed: n(env.TSO_FUZZ_SEED) ?? DEFAULT_SEED, ...(only !== undefined ? { only } : {}) };
+  const maxFailures = n(env.TSO_FUZZ_MAX_FAILURES);
+  return { cases, seed: n(env.TSO_FUZZ_SEED) ?? DEFAULT_SEED, ...(only !== undefined ? { only } : {}), ...(maxFailures ? { maxFailures } : {}) };
 }
 
 /** What a target supplies: make an input from a PRNG, check what the system does with it. */
@@ -38,8 +41,6 @@ export interface Target<I> {
   check(input: I, i: number): Promise<string> | string;
   /** Printable form of an input (default: JSON with long strings cut). */
   describe?(input: I): string;
-  /** Stop after this many failing cases (default 3). */
-  maxFailures?: number;
 }
 
 export interface FuzzReport {
@@ -49,11 +50,11 @@ export interface FuzzReport {
   outcomes: Record<string, number>;
 }
 
-/** JSON with strings over 200 characters cut (their length kept), for failure messages. */
+/** JSON with strings over 1000 characters cut (their length kept), for failure messages. */
 export function show(v: unknown, limit = 4000): string {
   let text: string;
   try {
-    text = JSON.stringify(v, (_k, x) => (typeof x === 'string' && x.length > 200 ? `${x.slice(0, 120)}…(${x.length} chars)` : x)) ?? String(v);
+    text = JSON.stringify(v, (_k, x) => (typeof x === 'string' && x.length > 1000 ? `${x.slice(0, 800)}…(${x.length} chars)` : x)) ?? String(v);
   } catch {
     text = String(v);
   }
@@ -63,8 +64,8 @@ export function show(v: unknown, limit = 4000): string {
 /** Run a target's cases; each failure is a t.fail naming seed, case, input and how to replay. */
 export async function fuzz<I>(t: ExecutionContext, s: FuzzSettings, target: Target<I>): Promise<FuzzReport> {
   const outcomes: Record<string, number> = {};
-  const maxFailures = target.maxFailures ?? 3;
-  let failures = 0;
+  const maxFailures = s.maxFailures ?? 3;
+  const failed: string[] = [];
   let ran = 0;
   const started = performance.now();
   const indexes = s.only !== undefined ? [s.only] : Array.from({ length: s.cases }, (_, i) => i);
@@ -75,20 +76,20 @@ export async function fuzz<I>(t: ExecutionContext, s: FuzzSettings, target: Targ
       const label = await target.check(input, i);
       outcomes[label] = (outcomes[label] ?? 0) + 1;
     } catch (err) {
-      failures++;
       const what = err instanceof Error ? (err.stack ?? err.message) : String(err);
-      t.fail(
+      failed.push(
         `[fuzz ${target.name}] seed ${s.seed} case ${i}: ${what}\n` +
           `  input: ${(target.describe ?? show)(input)}\n` +
           `  replay: TSO_FUZZ_SEED=${s.seed} TSO_FUZZ_CASE=${i} node test/run.mjs ${target.file}`,
       );
-      if (failures >= maxFailures) break;
+      if (failed.length >= maxFailures) break;
     }
   }
   const ms = performance.now() - started;
-  t.log(`[fuzz ${target.name}] ${ran} cases, seed ${s.seed}, ${(ms / 1000).toFixed(1)} s, ${failures} failing; outcomes ${JSON.stringify(sorted(outcomes))}`);
-  if (failures === 0) t.pass();
-  return { cases: ran, failures, ms, outcomes };
+  t.log(`[fuzz ${target.name}] ${ran} cases, seed ${s.seed}, ${(ms / 1000).toFixed(1)} s, ${failed.length} failing; outcomes ${JSON.stringify(sorted(outcomes))}`);
+  if (failed.length > 0) t.fail(`${failed.length} failing case(s)${failed.length >= maxFailures ? ' (stopped there)' : ''}:\n\n${failed.join('\n\n')}`);
+  else t.pass();
+  return { cases: ran, failures: failed.length, ms, outcomes };
 }
 
 function sorted(o: Record<string, number>): Record<string, number> {
