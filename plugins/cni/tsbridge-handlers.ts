@@ -44,7 +44,7 @@ export function subnetsOf(ips: readonly IpConfig[], isGateway: boolean): { subne
 }
 
 /** A network recorded earlier must match this config: changing it needs its containers gone first. */
-function assertSameNetwork(rec: NetworkRecord, conf: TsbridgeConf, subnets: { subnet: string; gateway?: string }[]): void {
+function assertSameNetwork(rec: NetworkRecord, conf: TsbridgeConf, subnets: { subnet: string; gateway?: string }[] = []): void {
   const want: Array<[string, unknown, unknown]> = [
     ['bridge', conf.bridge ?? rec.bridge, rec.bridge],
     ['mtu', conf.mtu ?? 1500, rec.mtu ?? 1500],
@@ -82,6 +82,9 @@ export class TsbridgeHandlers implements PluginHandlers {
     const { networkId, endpointId } = this.ids(req);
     return withStore(this.ctx, conf.store, async (store) => {
       const drv = await this.driver(store);
+      const existing = await drv.network(networkId);
+      // A changed config is refused before anything is allocated.
+      if (existing) assertSameNetwork(existing, conf);
       await this.clearStale(drv, req, networkId, endpointId);
       const ipam = new IpamRunner(this.ctx, req);
       const allocated = await ipam.add();

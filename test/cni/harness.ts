@@ -86,3 +86,45 @@ export function caller(bin: string) {
   return (plugin: string, command: string, conf: unknown, env: CallEnv = {}) =>
     call(plugin.startsWith('/') ? plugin : join(plugin.startsWith('ts') ? bin : REFERENCE_DIR, plugin), command, conf, { path: `${bin}:${REFERENCE_DIR}`, ...env });
 }
+
+/** A conflist as runtimes read it. */
+export interface Conflist {
+  cniVersion: string;
+  name: string;
+  plugins: Array<Record<string, unknown> & { type: string; capabilities?: Record<string, boolean> }>;
+}
+
+/** What the runtime passes per attachment: capability arguments (portMappings, ips, mac, aliases…). */
+export type RuntimeConfig = Record<string, unknown>;
+
+function pluginConf(list: Conflist, i: number, rc: RuntimeConfig, prevResult?: unknown): Record<string, unknown> {
+  const p = list.plugins[i]!;
+  const conf: Record<string, unknown> = { ...p, name: list.name, cniVersion: list.cniVersion };
+  // libcni: runtimeConfig carries only the capabilities the plugin declares.
+  const caps = Object.entries(p.capabilities ?? {}).filter(([, on]) => on).map(([k]) => k);
+  const runtime = Object.fromEntries(Object.entries(rc).filter(([k]) => caps.includes(k)));
+  if (Object.keys(runtime).length) conf.runtimeConfig = runtime;
+  if (prevResult !== undefined) conf.prevResult = prevResult;
+  return conf;
+}
+
+/** Run a conflist like libcni: ADD in order (each gets the previous result), the last result returned. */
+export async function conflistAdd(cni: ReturnType<typeof caller>, list: Conflist, env: CallEnv, rc: RuntimeConfig = {}): Promise<CallResult> {
+  let prev: unknown;
+  let last: CallResult | undefined;
+  for (let i = 0; i < list.plugins.length; i++) {
+    last = await cni(list.plugins[i]!.type, 'ADD', pluginConf(list, i, rc, prev), env);
+    if (last.code !== 0) return last;
+    prev = last.json;
+  }
+  return last!;
+}
+
+/** DEL (reverse order) or CHECK (in order) of a conflist with the cached ADD result. */
+export async function conflistRun(cni: ReturnType<typeof caller>, command: 'DEL' | 'CHECK', list: Conflist, env: CallEnv, result: unknown, rc: RuntimeConfig = {}): Promise<CallResult[]> {
+  const order = list.plugins.map((_, i) => i);
+  if (command === 'DEL') order.reverse();
+  const out: CallResult[] = [];
+  for (const i of order) out.push(await cni(list.plugins[i]!.type, command, pluginConf(list, i, rc, result), env));
+  return out;
+}
