@@ -1,15 +1,13 @@
-// Forwarding to upstream resolvers. Each attempt uses a fresh socket (a new random source port)
-// and a random ID; a reply is accepted only from the upstream's address and port, with that ID
-// and the same question (spoofing resistance, RFC 5452). Upstreams are tried in turn with a
-// timeout each; one that timed out stops being tried first.
+// Forwarding to upstream resolvers (at most 3), each tried in turn with a timeout; one that timed
+// out stops being tried first. UDP queries leave through a pool of random-port sockets with
+// random IDs (udp-pool.ts); TCP queries (from TCP clients) use a connection each. A reply is
+// accepted only from the upstream's address and port, with our ID and the same question.
 import { randomInt } from 'node:crypto';
-import dgram from 'node:dgram';
 import { connect, isIP, type Socket } from 'node:net';
-import { parseAddress } from './address.js';
-import { F, HEADER_SIZE, RCODE } from './constants.js';
-import type { Question } from './message.js';
-import { readName } from './name.js';
+import { RCODE } from './constants.js';
+import { replyMatches, type Question } from './message.js';
 import type { DnsLog } from './store-sync.js';
+import { UdpPool, type UdpPoolOptions } from './udp-pool.js';
 import { MAX_UPSTREAMS, type Upstream } from './upstreams.js';
 
 export interface ForwarderOptions {
@@ -19,16 +17,8 @@ export interface ForwarderOptions {
   timeoutMs?: number;
   /** Queries forwarded at once; past this, queries fail at once (default 1000). */
   maxInFlight?: number;
+  pool?: UdpPoolOptions;
   log?: DnsLog;
-}
-
-/** True when reply answers our query: QR set, our ID, one question equal to ours. */
-export function replyMatches(reply: Buffer, id: number, q: Question): boolean {
-  if (reply.length < HEADER_SIZE || reply.readUInt16BE(0) !== id || !(reply.readUInt16BE(2) & F.QR)) return false;
-  if (reply.readUInt16BE(4) !== 1) return false;
-  const n = readName(reply, HEADER_SIZE);
-  if (!n || n.end + 4 > reply.length) return false;
-  return n.key === q.name && reply.readUInt16BE(n.end) === q.type && reply.readUInt16BE(n.end + 2) === q.cls;
 }
 
 /** Sends queries upstream, over UDP or TCP like the client asked. */
@@ -36,9 +26,12 @@ export class Forwarder {
   private inFlight = 0;
   private preferred = 0;
   private closed = false;
-  private readonly open = new Set<{ abort: () => void }>();
+  private readonly open = new Set<() => void>();
+  private readonly pool: UdpPool;
 
-  constructor(private readonly opts: ForwarderOptions) {}
+  constructor(private readonly opts: ForwarderOptions) {
+    this.pool = new UdpPool(opts.pool);
+  }
 
   /** The upstream's reply (our ID still in it), or undefined when none answered usefully. */
   async forward(query: Buffer, q: Question, tcp: boolean): Promise<Buffer | undefined> {
@@ -70,58 +63,37 @@ export class Forwarder {
     }
   }
 
-  /** Abort every pending attempt. */
+  /** Abort every pending attempt and close the sockets. */
   close(): void {
     this.closed = true;
-    for (const o of [...this.open]) o.abort();
+    for (const abort of [...this.open]) abort();
+    this.pool.close();
   }
 
   private attempt(up: Upstream, query: Buffer, q: Question, tcp: boolean): Promise<Buffer | undefined> {
-    const id = randomInt(0, 0x10000);
     const msg = Buffer.from(query);
-    msg.writeUInt16BE(id, 0);
     return new Promise((resolve) => {
       let finished = false;
-      const handle = { abort: () => finish(undefined) };
-      const cleanup: (() => void)[] = [];
+      let cancel = () => {};
       const finish = (r: Buffer | undefined) => {
         if (finished) return;
         finished = true;
         clearTimeout(timer);
-        this.open.delete(handle);
-        for (const c of cleanup) c();
+        this.open.delete(abort);
+        cancel();
         resolve(r);
       };
-      const timer = setTimeout(() => finish(undefined), this.opts.timeoutMs ?? 1500);
-      this.open.add(handle);
-      const accept = (reply: Buffer) => {
-        if (replyMatches(reply, id, q)) finish(reply);
-      };
-      if (tcp) cleanup.push(this.sendTcp(up, msg, accept, () => finish(undefined)));
-      else cleanup.push(this.sendUdp(up, msg, accept, () => finish(undefined)));
+      const abort = () => finish(undefined);
+      const timer = setTimeout(abort, this.opts.timeoutMs ?? 1500);
+      this.open.add(abort);
+      if (tcp) cancel = this.sendTcp(up, msg, q, finish);
+      else cancel = this.pool.send(up, isIP(up.host) === 6 ? 6 : 4, msg, q, finish);
     });
   }
 
-  private sendUdp(up: Upstream, msg: Buffer, accept: (b: Buffer) => void, fail: () => void): () => void {
-    const family = isIP(up.host) === 6 ? 6 : 4;
-    const sock = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
-    const want = parseAddress(up.host)?.ip;
-    sock.on('message', (m, rinfo) => {
-      if (rinfo.port === up.port && parseAddress(rinfo.address)?.ip === want) accept(m);
-    });
-    sock.on('error', fail);
-    // An unbound socket gets a random ephemeral port from the kernel at its first send.
-    sock.send(msg, up.port, up.host, (err) => err && fail());
-    return () => {
-      try {
-        sock.close();
-      } catch {
-        /* already closed */
-      }
-    };
-  }
-
-  private sendTcp(up: Upstream, msg: Buffer, accept: (b: Buffer) => void, fail: () => void): () => void {
+  private sendTcp(up: Upstream, msg: Buffer, q: Question, finish: (r: Buffer | undefined) => void): () => void {
+    const id = randomInt(0x10000);
+    msg.writeUInt16BE(id, 0);
     const sock: Socket = connect({ host: up.host, port: up.port });
     let buf: Buffer = Buffer.alloc(0);
     const frame = Buffer.allocUnsafe(2);
@@ -131,13 +103,14 @@ export class Forwarder {
       buf = buf.length ? Buffer.concat([buf, d]) : d;
       while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
         const len = buf.readUInt16BE(0);
-        accept(buf.subarray(2, 2 + len));
+        const reply = buf.subarray(2, 2 + len);
         buf = buf.subarray(2 + len);
+        if (replyMatches(reply, id, q)) return finish(Buffer.from(reply));
       }
-      if (buf.length > 70_000) fail();
+      if (buf.length > 70_000) finish(undefined);
     });
-    sock.on('error', fail);
-    sock.on('close', fail);
+    sock.on('error', () => finish(undefined));
+    sock.on('close', () => finish(undefined));
     return () => sock.destroy();
   }
 }

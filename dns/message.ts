@@ -231,3 +231,12 @@ export function ipv6Text(b: Buffer): string {
   if (bestStart < 0) return hex(words);
   return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
 }
+
+/** True when reply answers our query: QR set, our ID, one question equal to ours. */
+export function replyMatches(reply: Buffer, id: number, q: Question): boolean {
+  if (reply.length < HEADER_SIZE || reply.readUInt16BE(0) !== id || !(reply.readUInt16BE(2) & F.QR)) return false;
+  if (reply.readUInt16BE(4) !== 1) return false;
+  const n = readName(reply, HEADER_SIZE);
+  if (!n || n.end + 4 > reply.length) return false;
+  return n.key === q.name && reply.readUInt16BE(n.end) === q.type && reply.readUInt16BE(n.end + 2) === q.cls;
+}

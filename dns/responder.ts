@@ -32,6 +32,11 @@ export interface ResponderOptions {
 
 type Result = Buffer | undefined;
 
+/** Equal keys get byte-equal replies (ID aside): scope, size limit, RD/CD, EDNS/DO, raw question. */
+function cacheKey(scope: string, max: number, flags: number, ednsTag: number, raw: Buffer, qEnd: number): string {
+  return `${scope}\x01${max}\x01${flags & (F.RD | F.CD)}\x01${ednsTag}\x01${raw.toString('latin1', 12, qEnd)}`;
+}
+
 /** Answers one query at a time; shared by the UDP and TCP listeners. */
 export class Responder {
   private readonly enc = new Encoder();
@@ -43,6 +48,8 @@ export class Responder {
 
   /** The reply to send (undefined: send nothing), synchronously when it can. */
   respond(raw: Buffer, client: Client): Result | Promise<Result> {
+    const fast = this.fastPath(raw, client);
+    if (fast) return fast;
     let q: Query | undefined;
     try {
       q = parseQuery(raw);
@@ -76,7 +83,7 @@ export class Responder {
     const scope = this.opts.scopes.resolve(clientIp(client.address), client.local);
     if (!scope) return this.code(q, client, RCODE.REFUSED, true);
     const max = this.maxSize(q, client);
-    const key = `${scope.key}\x01${max}\x01${q.flags & (F.RD | F.CD)}\x01${q.edns ? (q.edns.dnssecOk ? 2 : 1) : 0}\x01${raw.toString('latin1', 12, q.questionEnd)}`;
+    const key = cacheKey(scope.key, max, q.flags, q.edns ? (q.edns.dnssecOk ? 2 : 1) : 0, raw, q.questionEnd);
     const rotation = this.rotation++ & 0x3fffffff;
     const hit = this.cached(key, rotation);
     if (hit) {
@@ -97,6 +104,46 @@ export class Responder {
       );
     }
     return this.finish(req, outcome, max, key);
+  }
+
+  /**
+   * The hot path: a plain query (one question of plain labels, no records or one bare OPT)
+   * whose encoded answer is cached. No name is decoded: the cache key is the raw question.
+   */
+  private fastPath(raw: Buffer, client: Client): Buffer | undefined {
+    const len = raw.length;
+    // QR clear, opcode 0, exactly one question, no answer/authority records.
+    if (len < 17 || (raw[2]! & 0xf8) !== 0 || raw[4] !== 0 || raw[5] !== 1 || (raw[6]! | raw[7]! | raw[8]! | raw[9]!) !== 0) return undefined;
+    let o = 12;
+    for (let l = raw[o]!; l !== 0; l = raw[o]!) {
+      if (l > 63) return undefined;
+      o += l + 1;
+      if (o >= len) return undefined;
+    }
+    const qEnd = o + 5;
+    let ednsTag = 0;
+    let max = CLASSIC_UDP_SIZE;
+    if (raw[10] === 0 && raw[11] === 0) {
+      if (qEnd !== len) return undefined;
+    } else {
+      // One OPT: root owner, type 41, version 0, no options.
+      if (raw[10] !== 0 || raw[11] !== 1 || len !== qEnd + 11 || raw[qEnd] !== 0 || raw[qEnd + 1] !== 0 || raw[qEnd + 2] !== T.OPT) return undefined;
+      if (raw[qEnd + 6] !== 0 || raw[qEnd + 9] !== 0 || raw[qEnd + 10] !== 0) return undefined;
+      max = Math.min(Math.max(CLASSIC_UDP_SIZE, raw.readUInt16BE(qEnd + 3)), this.opts.maxUdpSize ?? OUR_UDP_SIZE);
+      ednsTag = raw[qEnd + 7]! & 0x80 ? 2 : 1;
+    }
+    if (client.tcp) max = MAX_MESSAGE;
+    const scope = this.opts.scopes.resolve(clientIp(client.address), client.local);
+    if (!scope) return undefined;
+    // The rotation advances only on a hit: a miss leaves it to the full path.
+    const hit = this.cached(cacheKey(scope.key, max, raw.readUInt16BE(2), ednsTag, raw, qEnd), this.rotation & 0x3fffffff);
+    if (!hit) return undefined;
+    this.rotation++;
+    const out = Buffer.allocUnsafe(hit.length);
+    hit.copy(out);
+    out[0] = raw[0]!;
+    out[1] = raw[1]!;
+    return out;
   }
 
   private cached(key: string, rotation: number): Buffer | undefined {

@@ -14,21 +14,26 @@ export interface ScopeResolver {
 
 /** Caches resolutions until the index changes. */
 abstract class CachedScopes implements ScopeResolver {
-  private cache = new Map<string, Scope | null>();
+  /** local address → client address → scope (null: not a client). */
+  private cache = new Map<string, Map<string, Scope | null>>();
+  private size = 0;
   private gen = -1;
 
   constructor(protected readonly index: RecordIndex) {}
 
   resolve(client: string, local: string): Scope | undefined {
-    if (this.gen !== this.index.generation || this.cache.size > 100_000) {
+    if (this.gen !== this.index.generation || this.size > 100_000) {
       this.cache.clear();
+      this.size = 0;
       this.gen = this.index.generation;
     }
-    const k = `${local} ${client}`;
-    let s = this.cache.get(k);
+    let byClient = this.cache.get(local);
+    if (!byClient) this.cache.set(local, (byClient = new Map()));
+    let s = byClient.get(client);
     if (s === undefined) {
       s = this.compute(client, local) ?? null;
-      this.cache.set(k, s);
+      byClient.set(client, s);
+      this.size++;
     }
     return s ?? undefined;
   }

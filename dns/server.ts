@@ -83,6 +83,9 @@ export class DnsServer {
   private wanted: ListenAddress[] = [];
   private readonly forwarder: Forwarder;
   private readonly resolv?: ResolvConfWatcher;
+  private readonly fixedUpstreams?: Upstream[];
+  private listenVersion = 0;
+  private memo: { list?: Upstream[]; listeners: number; result: Upstream[] } = { listeners: -1, result: [] };
   private retryTimer?: NodeJS.Timeout;
   private stopped = false;
 
@@ -91,6 +94,7 @@ export class DnsServer {
     const domain = domainKey(opts.domain);
     const ttl = opts.ttl ?? {};
     const zone = { domain, soa: soaRecord(domain, ttl.negative ?? 5) };
+    this.fixedUpstreams = opts.upstreams?.map((u) => ({ host: parseAddress(u.host)?.ip ?? u.host, port: u.port }));
     if (!opts.upstreams) this.resolv = new ResolvConfWatcher(opts.resolvConf ?? '/etc/resolv.conf', { intervalMs: opts.resolvConfPollMs });
     this.forwarder = new Forwarder({ upstreams: () => this.upstreams(), timeoutMs: opts.forwardTimeoutMs, log: opts.log });
     const handlers: Handler[] = [
@@ -104,10 +108,12 @@ export class DnsServer {
 
   /** The upstreams in use: configured or from resolv.conf, minus our own listeners (no loops). */
   upstreams(): Upstream[] {
-    const list = this.opts.upstreams ?? this.resolv?.current() ?? [];
+    const list = this.fixedUpstreams ?? this.resolv?.current() ?? [];
+    if (list === this.memo.list && this.listenVersion === this.memo.listeners) return this.memo.result;
     const self = (u: Upstream) =>
-      [...this.listeners.values()].some((l) => l.port === u.port && (parseAddress(l.host)?.ip === parseAddress(u.host)?.ip || l.host === '0.0.0.0' || l.host === '::'));
-    return list.filter((u) => !self(u)).slice(0, 3);
+      [...this.listeners.values()].some((l) => l.port === u.port && (parseAddress(l.host)?.ip === u.host || l.host === '0.0.0.0' || l.host === '::'));
+    this.memo = { list, listeners: this.listenVersion, result: list.filter((u) => !self(u)).slice(0, 3) };
+    return this.memo.result;
   }
 
   /** Bind every listen address; rejects with DnsError listen-failed (unless retryBind). */
@@ -123,6 +129,7 @@ export class DnsServer {
     for (const [k, l] of [...this.listeners]) {
       if (!keep.has(k)) {
         this.listeners.delete(k);
+        this.listenVersion++;
         await closeListener(l);
       }
     }
@@ -151,6 +158,7 @@ export class DnsServer {
       try {
         const l = await this.bind(want);
         this.listeners.set(id(want), l);
+        this.listenVersion++;
       } catch (err) {
         if (strict) throw err;
         missing = true;

@@ -27,6 +27,8 @@ export interface StandaloneOptions {
   /** Read SkyDNS records under /skydns/ (default true). */
   skydns?: boolean;
   resolvConf?: string;
+  /** More than 1: that many processes share the sockets (node:cluster); default 1, in this process. */
+  workers?: number;
   log?: DnsLog;
 }
 
@@ -49,6 +51,10 @@ export function parseListen(text: string | ListenAddress): ListenAddress {
 
 /** Start serving; rejects with DnsError (bad options, store unreachable, address in use). */
 export async function serveStandalone(opts: StandaloneOptions): Promise<StandaloneHandle> {
+  if ((opts.workers ?? 1) > 1) {
+    const { serveClustered } = await import('./standalone-cluster.js');
+    return serveClustered(opts);
+  }
   const listen = opts.listen.map(parseListen);
   if (listen.length === 0) throw new DnsError('invalid-listen', 'no listen address given');
   domainKey(opts.domain);

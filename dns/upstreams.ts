@@ -3,9 +3,10 @@
 // like glibc's MAXNS.
 import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import { isIP } from 'node:net';
+import { parseAddress } from './address.js';
 import { DnsError } from './errors.js';
 
-/** An upstream resolver. */
+/** An upstream resolver (host: canonical address text, see address.ts). */
 export interface Upstream {
   host: string;
   port: number;
@@ -22,17 +23,17 @@ export function parseUpstream(text: string): Upstream {
   if (isIP(host) === 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
     throw new DnsError('invalid-upstream', `upstream "${text}" is not IP[:PORT] (e.g. 10.0.0.1, 10.0.0.1:5353, [fd00::1]:53)`);
   }
-  return { host, port };
+  return { host: parseAddress(host)!.ip, port };
 }
 
-/** The nameservers of a resolv.conf text (port 53), at most 3, link-local zones dropped. */
+/** The nameservers of a resolv.conf text (port 53, canonical addresses), at most 3, zones dropped. */
 export function parseResolvConf(text: string): Upstream[] {
   const out: Upstream[] = [];
   for (const line of text.split('\n')) {
     const m = /^\s*nameserver\s+(\S+)/.exec(line);
     if (!m) continue;
-    const host = m[1]!.split('%')[0]!;
-    if (isIP(host) !== 0 && out.length < MAX_UPSTREAMS) out.push({ host, port: 53 });
+    const a = parseAddress(m[1]!);
+    if (a && out.length < MAX_UPSTREAMS) out.push({ host: a.ip, port: 53 });
   }
   return out;
 }

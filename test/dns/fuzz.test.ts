@@ -139,6 +139,9 @@ test(`fuzz: ${N} random and mutated packets (seed ${SEED})`, async (t) => {
   for (let i = 0; i < 2000; i++) sock.send(packet(rnd, seeds), port, host);
   await new Promise((r) => setTimeout(r, 200));
   sock.close();
-  const ok = await udpAsk(host, port, buildQuery('web', T.A));
+  // The burst may have filled the socket buffer: allow a few tries for the check.
+  let ok: Buffer | undefined;
+  for (let i = 0; i < 5 && !ok; i++) ok = await udpAsk(host, port, buildQuery('web', T.A), { timeoutMs: 1000 });
+  t.truthy(ok, 'the server still answers');
   t.deepEqual(decodeMessage(ok!)!.answers.map((a) => a.data), ['10.1.0.2']);
 });
