@@ -111,7 +111,7 @@ export interface World {
 }
 
 /** Build the world; everything is removed in teardown (planes, relays, namespaces). */
-export async function overlayWorld(t: ExecutionContext, cluster: EtcdCluster, count = 3, tag = 'ov'): Promise<World> {
+export async function overlayWorld(t: Pick<ExecutionContext, 'teardown'>, cluster: EtcdCluster, count = 3, tag = 'ov'): Promise<World> {
   const set = new NetnsSet(tag);
   const k = new Kernel({ timeoutMs: 20_000 });
   const prefix = `/t-${randomBytes(4).toString('hex')}`;

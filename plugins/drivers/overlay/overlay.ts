@@ -79,6 +79,8 @@ export class OverlayDriver {
   private readonly log: DriverLogger;
   private readonly now: () => Date;
   private readonly locks = new KeyedLock();
+  /** Networks realised on this host by this process. */
+  private readonly realised = new Set<string>();
   private started?: Promise<Parts>;
   private starting?: Promise<OverlayReconcileReport>;
   private parts?: Parts;
@@ -297,13 +299,17 @@ export class OverlayDriver {
   /** Bring this host's kernel in line with the store (see reconcile.ts). Run before serving. */
   async reconcile(): Promise<OverlayReconcileReport> {
     const { k } = await this.ready();
-    return reconcileOverlay({ hostId: this.host.hostId, records: this.records, kernel: k, groups: this.groups, realise: (cfg) => this.realise(cfg), log: this.log });
+    return reconcileOverlay({ hostId: this.host.hostId, records: this.records, kernel: k, groups: this.groups, realise: (cfg) => this.realise(cfg, true), log: this.log });
   }
 
   // ---- local realisation ----
 
-  /** Bridge, VXLAN device, firewall rules and peer programming of a network on this host. */
-  private async realise(cfg: OverlayNetworkConfig): Promise<boolean> {
+  /**
+   * Bridge, VXLAN device, firewall rules and peer programming of a network on this host. Once
+   * done, later members skip the kernel (force: reconcile, or a join that found the bridge gone).
+   */
+  private async realise(cfg: OverlayNetworkConfig, force = false): Promise<boolean> {
+    if (!force && this.realised.has(cfg.id)) return false;
     const { k, underlay } = this.need();
     const r = await k.ensure(cfg);
     const fw = this.opts.firewall;
@@ -315,14 +321,16 @@ export class OverlayDriver {
     }
     this.peers.attach({ id: cfg.id, vxlan: cfg.vxlan, port: underlay.port });
     if (r.vxlanCreated) this.peers.invalidate(cfg.id);
+    this.realised.add(cfg.id);
     return r.bridgeCreated || r.vxlanCreated;
   }
 
   private async realiseById(networkId: string): Promise<boolean> {
-    return this.realise(this.configOf(await this.requireNetwork(networkId)));
+    return this.realise(this.configOf(await this.requireNetwork(networkId)), true);
   }
 
   private async unrealise(cfg: OverlayNetworkConfig): Promise<void> {
+    this.realised.delete(cfg.id);
     await this.peers.detach(cfg.id);
     await this.opts.firewall?.removeNetwork(cfg.id);
     await this.need().k.remove(cfg);

@@ -1,0 +1,296 @@
+// Overlay benchmark, three parts, everything in namespaces of its own and a 3-member etcd on loopback:
+//  convergence — endpoint created on host A → first answered ping from a container on host B
+//                (p50/p95 over N endpoints; goal p95 < 200 ms). The probe's ARP retransmit is 10 ms
+//                (default 1 s, 3 tries) so the figure shows the control plane, not ARP backoff;
+//  throughput  — iperf3 container↔container across hosts vs host↔host on the underlay (goal ≥ 0.9×);
+//  scale       — no kernel: a simulator writes H hosts × E endpoints into etcd and churns 1 %/s; one
+//                real PeerProgrammer (recording table) watches: time to converge, its apply lag
+//                during churn, etcd writes/s, heap.
+// Run: npx tsx bench/overlay.ts [--only convergence|throughput|scale] [--endpoints 50]
+//      [--hosts 1000] [--per-host 30] [--networks 10] [--churn-seconds 20] [--iperf-seconds 3]
+import { loadavg } from 'node:os';
+import type { EndpointRecord } from '../plugins/drivers/common/records.js';
+import type { InstalledPeer, LocalNetwork, PeerDiff, PeerTable } from '../plugins/drivers/overlay/peer-entries.js';
+import { PeerProgrammer } from '../plugins/drivers/overlay/peers.js';
+import { isRetryable } from '../store/errors.js';
+import { keys } from '../store/keys.js';
+import { openStore } from '../store/open.js';
+import type { Op, Store } from '../store/types.js';
+import { startEtcdCluster, type EtcdCluster } from '../test/harness/etcd.js';
+import type { Netns } from '../test/harness/netns.js';
+import { overlayWorld, pingUntil } from '../test/overlay/world.js';
+
+const arg = (name: string, dflt: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1]! : dflt;
+};
+const ONLY = arg('only', 'all');
+const N_EP = Number(arg('endpoints', '50'));
+const HOSTS = Number(arg('hosts', '1000'));
+const PER_HOST = Number(arg('per-host', '30'));
+const NETWORKS = Number(arg('networks', '10'));
+const CHURN_S = Number(arg('churn-seconds', '20'));
+const IPERF_S = Number(arg('iperf-seconds', '3'));
+
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const ms = (x: number) => `${x.toFixed(1)} ms`;
+const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
+
+type Teardown = () => unknown;
+function context(): { t: { teardown(fn: Teardown): void }; done(): Promise<void> } {
+  const fns: Teardown[] = [];
+  return {
+    t: { teardown: (fn) => void fns.push(fn) },
+    async done() {
+      for (const fn of fns.reverse()) await fn();
+    },
+  };
+}
+
+// ---- convergence ----
+
+async function convergence(cluster: EtcdCluster): Promise<void> {
+  const ctx = context();
+  try {
+    const w = await overlayWorld(ctx.t, cluster, 2, 'bcv');
+    const [a, b] = w.hosts as [typeof w.hosts[0], typeof w.hosts[0]];
+    for (const h of w.hosts) await w.startPlane(h);
+    await a.plane!.driver.createNetwork({ id: 'bench', subnets: [{ subnet: '10.210.0.0/16', gateway: '10.210.0.1' }] });
+    const probe = await w.container(b, 'bench', 'probe', '10.210.0.2/16');
+    // ARP every 10 ms for up to 5 s (default: 3 tries 1 s apart, then "unreachable" errors end ping -c 1).
+    await probe.exec('sysctl', ['-q', '-w', 'net.ipv4.neigh.eth0.retrans_time_ms=10', 'net.ipv4.neigh.eth0.mcast_solicit=500']);
+    await w.container(a, 'bench', 'warm', '10.210.0.3/16');
+    if (!(await pingUntil(probe, '10.210.0.3'))) throw new Error('warm-up ping failed');
+    const nss: Netns[] = [];
+    for (let i = 0; i < N_EP; i++) nss.push(await w.set.add(`e${i}`));
+    const total: number[] = [];
+    const verbs: number[] = [];
+    const creates: number[] = [];
+    for (let i = 0; i < N_EP; i++) {
+      const ip = `10.210.1.${i + 10}`;
+      const t0 = performance.now();
+      const pinger = probe.tryExec('ping', ['-n', '-q', '-c', '1', '-i', '0.002', '-w', '5', ip], { timeoutMs: 10_000 });
+      await a.plane!.driver.createEndpoint('bench', { id: `e${i}`, addresses: [`${ip}/16`] });
+      creates.push(performance.now() - t0);
+      await a.plane!.driver.join('bench', `e${i}`, { mode: 'netns', netnsPath: nss[i]!.path, ifname: 'eth0' });
+      verbs.push(performance.now() - t0);
+      const r = await pinger;
+      if (r.code !== 0) throw new Error(`no answer from ${ip}: ${r.stdout}`);
+      total.push(performance.now() - t0);
+    }
+    console.log(`convergence over ${N_EP} endpoints (create+join on A → first ping answered from B):`);
+    console.log(`  total       p50 ${ms(pct(total, 50))}  p95 ${ms(pct(total, 95))}  max ${ms(Math.max(...total))}  (goal p95 < 200 ms: ${pct(total, 95) < 200 ? 'met' : 'NOT met'})`);
+    console.log(`  A's verbs   p50 ${ms(pct(verbs, 50))}  p95 ${ms(pct(verbs, 95))}  (createEndpoint alone p50 ${ms(pct(creates, 50))}; B has the entries by then or soon after)`);
+  } finally {
+    await ctx.done();
+  }
+}
+
+// ---- throughput ----
+
+async function iperf(server: Netns, client: Netns, target: string): Promise<number> {
+  const srv = server.tryExec('iperf3', ['-s', '-1', '-B', target], { timeoutMs: (IPERF_S + 20) * 1000 });
+  await sleep(300);
+  const out = await client.exec('iperf3', ['-c', target, '-t', String(IPERF_S), '-J'], { timeoutMs: (IPERF_S + 20) * 1000 });
+  await srv;
+  const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
+  return j.end.sum_received.bits_per_second / 1e9;
+}
+
+async function throughput(cluster: EtcdCluster): Promise<void> {
+  const ctx = context();
+  try {
+    const w = await overlayWorld(ctx.t, cluster, 2, 'btp');
+    const [a, b] = w.hosts as [typeof w.hosts[0], typeof w.hosts[0]];
+    for (const h of w.hosts) await w.startPlane(h);
+    await a.plane!.driver.createNetwork({ id: 'tp', subnets: [{ subnet: '10.211.0.0/24', gateway: '10.211.0.1' }] });
+    const ca = await w.container(a, 'tp', 'ca', '10.211.0.2/24');
+    const cb = await w.container(b, 'tp', 'cb', '10.211.0.3/24');
+    if (!(await pingUntil(ca, '10.211.0.3'))) throw new Error('containers do not reach each other');
+    const under: number[] = [];
+    const over: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      under.push(await iperf(b.ns, a.ns, b.underlay.address));
+      over.push(await iperf(cb, ca, '10.211.0.3'));
+    }
+    const u = Math.max(...under);
+    const o = Math.max(...over);
+    console.log(`throughput (iperf3 TCP, ${IPERF_S} s, best of 2, veth underlay, MTU 1500 / overlay 1450):`);
+    console.log(`  host↔host ${u.toFixed(2)} Gbit/s   container↔container across hosts ${o.toFixed(2)} Gbit/s   ratio ${(o / u).toFixed(2)}× (goal ≥ 0.9×: ${o / u >= 0.9 ? 'met' : 'NOT met'})`);
+  } finally {
+    await ctx.done();
+  }
+}
+
+// ---- control-plane scale ----
+
+/** A PeerTable without a kernel: holds entries in memory, timestamps when each MAC was programmed. */
+class RecordingTable implements PeerTable {
+  readonly tables = new Map<string, Map<string, InstalledPeer>>();
+  readonly putAt = new Map<string, number>();
+  readonly removedAt = new Map<string, number>();
+  ops = 0;
+
+  async read(net: LocalNetwork): Promise<Map<string, InstalledPeer>> {
+    return new Map(this.tables.get(net.id) ?? []);
+  }
+
+  async apply(net: LocalNetwork, d: PeerDiff): Promise<void> {
+    const t = this.tables.get(net.id) ?? new Map<string, InstalledPeer>();
+    this.tables.set(net.id, t);
+    const now = performance.now();
+    for (const e of d.remove) {
+      t.delete(e.mac);
+      this.removedAt.set(e.mac, now);
+    }
+    for (const e of d.put) {
+      t.set(e.mac, { mac: e.mac, vtep: e.vtep, port: e.port, master: true, ips: e.ips });
+      this.putAt.set(e.mac, now);
+    }
+    this.ops += d.put.length + d.remove.length + d.dropIps.length;
+  }
+
+  size(): number {
+    let n = 0;
+    for (const t of this.tables.values()) n += t.size;
+    return n;
+  }
+}
+
+const hostName = (h: number) => `sim-${h}`;
+const ipOf = (n: number) => `10.${64 + ((n >> 16) & 63)}.${(n >> 8) & 255}.${n & 255}`;
+const macOf = (ip: string) => `02:42:${ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join(':')}`;
+
+function endpointRec(net: string, id: string, host: string, n: number): EndpointRecord {
+  const ip = ipOf(n);
+  return { id, networkId: net, hostId: host, driver: 'overlay', names: [id], aliases: [], addresses: [`${ip}/10`], mac: macOf(ip), ports: [], exposed: [], createdAt: new Date().toISOString() };
+}
+
+async function retrying<T>(fn: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isRetryable(err) || i > 20) throw err;
+      await sleep(100);
+    }
+  }
+}
+
+async function writeAll(s: Store, ops: Op[]): Promise<void> {
+  for (let i = 0; i < ops.length; i += 128) {
+    const chunk = ops.slice(i, i + 128);
+    await retrying(() => s.txn([], chunk));
+  }
+}
+
+async function scale(cluster: EtcdCluster): Promise<void> {
+  const prefix = `/bench-${Date.now()}`;
+  const sim = await openStore(`${cluster.url}${prefix}`);
+  const watcherStore = await openStore(`${cluster.url}${prefix}`);
+  const nets = Array.from({ length: NETWORKS }, (_, i) => `net-${i}`);
+  let next = 0;
+  const live: { net: string; id: string; host: string; mac: string }[] = [];
+  try {
+    const t0 = performance.now();
+    const hostOps: Op[] = Array.from({ length: HOSTS }, (_, h) => ({ type: 'put', key: keys.host(hostName(h)), value: JSON.stringify({ id: hostName(h), advertise: ipOf(h + 1).replace(/^10\./, '172.'), vxlanPort: 4789 }) }));
+    await writeAll(sim, hostOps);
+    const epOps: Op[] = [];
+    for (let h = 0; h < HOSTS; h++) {
+      for (let e = 0; e < PER_HOST; e++) {
+        const n = next++;
+        const net = nets[n % NETWORKS]!;
+        const rec = endpointRec(net, `ep-${n}`, hostName(h), n + 1000);
+        live.push({ net, id: rec.id, host: rec.hostId, mac: rec.mac! });
+        epOps.push({ type: 'put', key: keys.endpoint(net, rec.id), value: JSON.stringify(rec) });
+      }
+    }
+    await writeAll(sim, epOps);
+    console.log(`scale: wrote ${HOSTS} hosts × ${PER_HOST} endpoints (${live.length}) over ${NETWORKS} networks in ${ms(performance.now() - t0)}`);
+
+    (globalThis as { gc?: () => void }).gc?.();
+    const heap0 = process.memoryUsage().heapUsed;
+    const table = new RecordingTable();
+    const prog = new PeerProgrammer({ store: watcherStore, hostId: 'watcher', table });
+    const c0 = performance.now();
+    await prog.start();
+    for (const net of nets) prog.attach({ id: net, vxlan: 'vx', port: 4789 });
+    await prog.idle();
+    const convergeMs = performance.now() - c0;
+    if (table.size() !== live.length) throw new Error(`programmed ${table.size()} of ${live.length}`);
+    (globalThis as { gc?: () => void }).gc?.();
+    const heap1 = process.memoryUsage().heapUsed;
+    console.log(`  converge from cold start: ${ms(convergeMs)} (${table.size()} entries); heap +${((heap1 - heap0) / 1048576).toFixed(1)} MiB${(globalThis as { gc?: unknown }).gc ? '' : ' (no --expose-gc: approximate)'}`);
+
+    // Churn: every 200 ms replace 0.2 % of the endpoints (1 %/s) in one txn: delete one, create another.
+    const perTick = Math.max(1, Math.min(64, Math.round(live.length / 500)));
+    const lags: number[] = [];
+    const pending = new Map<string, number>();
+    const rev0 = await watcherStore.revision();
+    const churnStart = performance.now();
+    let changes = 0;
+    let ticks = 0;
+    let chain: Promise<unknown> = Promise.resolve();
+    while (performance.now() - churnStart < CHURN_S * 1000) {
+      ticks++;
+      const ops: Op[] = [];
+      const macs: string[] = [];
+      const victims = Array.from({ length: perTick }, () => live.splice(Math.floor(Math.random() * live.length), 1)[0]!);
+      for (const victim of victims) {
+        ops.push({ type: 'delete', key: keys.endpoint(victim.net, victim.id) });
+        const n = next++;
+        const rec = endpointRec(victim.net, `ep-${n}`, victim.host, n + 1000);
+        live.push({ net: rec.networkId, id: rec.id, host: rec.hostId, mac: rec.mac! });
+        ops.push({ type: 'put', key: keys.endpoint(rec.networkId, rec.id), value: JSON.stringify(rec) });
+        macs.push(rec.mac!);
+      }
+      // Paced by the clock, not by etcd's answers (a slow write does not lower the rate); in order.
+      // Lag counts from the moment the write is sent.
+      chain = chain
+        .then(() => {
+          const at = performance.now();
+          for (const m of macs) pending.set(m, at);
+          return retrying(() => sim.txn([], ops));
+        })
+        .then(() => (changes += ops.length));
+      for (const [mac, at] of pending) {
+        const done = table.putAt.get(mac);
+        if (done !== undefined && done >= at) {
+          lags.push(done - at);
+          pending.delete(mac);
+        }
+      }
+      await sleep(Math.max(0, churnStart + ticks * 200 - performance.now()));
+    }
+    await chain;
+    const churnS = (performance.now() - churnStart) / 1000;
+    const rev1 = await watcherStore.revision();
+    await prog.idle();
+    for (const [mac, at] of pending) {
+      const done = table.putAt.get(mac);
+      if (done !== undefined) lags.push(done - at);
+    }
+    if (table.size() !== live.length) throw new Error(`after churn: programmed ${table.size()} of ${live.length}`);
+    console.log(`  churn ${(perTick * 5).toFixed(0)} endpoints/s replaced for ${churnS.toFixed(1)} s: etcd ${((rev1 - rev0) / churnS).toFixed(1)} revisions/s, ${(changes / churnS).toFixed(0)} key writes/s (all by the simulator; the watcher writes nothing)`);
+    console.log(`  watcher lag (write → programmed) p50 ${ms(pct(lags, 50))}  p95 ${ms(pct(lags, 95))}  over ${lags.length} new endpoints; ${prog.status().syncs} syncs`);
+    await prog.stop();
+  } finally {
+    await retrying(() => sim.txn([], [{ type: 'deletePrefix', prefix: '/tsoverlay/' }])).catch(() => undefined);
+    await sim.close();
+    await watcherStore.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const cluster = await startEtcdCluster({ members: 3 });
+  try {
+    console.log(`overlay benchmark (2 cores shared; load average ${loadavg()[0]!.toFixed(1)}; etcd: 3 members on loopback)`);
+    if (ONLY === 'all' || ONLY === 'convergence') await convergence(cluster);
+    if (ONLY === 'all' || ONLY === 'throughput') await throughput(cluster);
+    if (ONLY === 'all' || ONLY === 'scale') await scale(cluster);
+  } finally {
+    await cluster.stop();
+  }
+}
+
+await main();
