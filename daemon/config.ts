@@ -72,6 +72,9 @@ function str(key: string, v: unknown): string {
 function absPath(key: string, v: unknown): string {
   const s = str(key, v);
   if (!s.startsWith('/')) throw new ConfigError(`${key}: expected an absolute path, got "${s}"`);
+  // A NUL cannot be in a path (every fs call would throw); other controls are never meant.
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(s)) throw new ConfigError(`${key}: expected a path without control characters, got ${JSON.stringify(s)}`);
   return s;
 }
 
