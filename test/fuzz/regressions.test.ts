@@ -4,6 +4,7 @@ import test from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ConfigError, resolveConfig } from '../../daemon/config.js';
 import { startPluginServer } from '../../plugins/libnetwork/server.js';
 import { MemoryDriver, MemoryIpam, Recorder } from '../libnetwork/fixtures/memory-backends.js';
 import { callPlugin } from '../libnetwork/plugin-client.js';
@@ -63,4 +64,16 @@ test('libnetwork: requests node refuses before routing (huge headers) still get 
   t.is(ipam.body.Error, ipam.body.Err);
   // Still serving.
   t.is((await callPlugin(p.bridge, '/Plugin.Activate')).status, 200);
+});
+
+// fuzz config-layers seed 20250611 cases 179, 214 (config-file 4, 650): a NUL in a path passed
+// validation, and the daemon then failed in mkdir with a message naming no key.
+test('config: paths with NUL or control characters are refused naming the key', (t) => {
+  for (const key of ['stateDir', 'pluginDir', 'socket']) {
+    for (const value of ['/run/tsoverlay/x.sock\0', '/var/\u0001lib', '/a\nb']) {
+      const err = t.throws(() => resolveConfig([{ source: 'flags', values: { [key]: value } }]), { instanceOf: ConfigError });
+      t.true(err!.message.startsWith(`flags: ${key}: expected a path without control characters`), err!.message);
+    }
+  }
+  t.is(resolveConfig([{ source: 'flags', values: { stateDir: '/tmp/with space/é' } }]).stateDir, '/tmp/with space/é');
 });
