@@ -44,9 +44,20 @@ export function parseStoreUrl(url: string): StoreTarget {
   throw bad(url, `unknown scheme "${scheme}" (sqlite, etcd, etcds)`);
 }
 
+/** decodeURIComponent, with a malformed %-escape reported as a bad URL (not a URIError). */
+function decode(url: string, part: string, what: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    // `part` itself is not shown: it may be the password.
+    throw bad(url, `malformed %-escape in the ${what}`);
+  }
+}
+
 function parseSqlite(url: string, rest: string): StoreTarget {
   if (rest.includes('?') || rest.includes('#')) throw bad(url, 'sqlite URLs take no query');
-  const file = decodeURIComponent(rest);
+  const file = decode(url, rest, 'path');
+  if (file.includes('\0')) throw bad(url, 'the path contains a NUL');
   if (!isAbsolute(file)) throw bad(url, 'the path must be absolute (sqlite:///var/lib/tsoverlay/store.db)');
   if (file.endsWith('/')) throw bad(url, 'the path names a directory');
   const norm = normalize(file);
@@ -60,7 +71,7 @@ function parseEtcd(url: string, rest: string, tls: boolean): StoreTarget {
   const at = authority.lastIndexOf('@');
   if (at >= 0) {
     const [user, password = ''] = splitOnce(authority.slice(0, at), ':');
-    auth = { username: decodeURIComponent(user), password: decodeURIComponent(password) };
+    auth = { username: decode(url, user, 'user name'), password: decode(url, password, 'password') };
     authority = authority.slice(at + 1);
   }
   const hosts = authority.split(',');
