@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, resolveConfig } from '../../daemon/config.js';
 import { startPluginServer } from '../../plugins/libnetwork/server.js';
+import { StoreError } from '../../store/errors.js';
+import { parseStoreUrl } from '../../store/url.js';
 import { MemoryDriver, MemoryIpam, Recorder } from '../libnetwork/fixtures/memory-backends.js';
 import { callPlugin } from '../libnetwork/plugin-client.js';
 
@@ -76,4 +78,15 @@ test('config: paths with NUL or control characters are refused naming the key', 
     }
   }
   t.is(resolveConfig([{ source: 'flags', values: { stateDir: '/tmp/with space/é' } }]).stateDir, '/tmp/with space/é');
+});
+
+// fuzz cli: `tsoverlay network ls --store sqlite:///%zz` printed a URIError stack trace.
+test('store URLs: a malformed %-escape or a NUL is a bad-request StoreError, password not shown', (t) => {
+  for (const url of ['sqlite:///%zz', 'sqlite:///tmp/%E0%A4%A', 'etcd://u%zz:p@127.0.0.1:2379', 'sqlite:///tmp/a%00b']) {
+    const err = t.throws(() => parseStoreUrl(url), { instanceOf: StoreError });
+    t.is(err!.kind, 'bad-request');
+    t.regex(err!.message, /malformed %-escape|contains a NUL/);
+  }
+  const err = t.throws(() => parseStoreUrl('etcd://user:s3cr%zzet@127.0.0.1:2379'), { instanceOf: StoreError });
+  t.false(err!.message.includes('s3cr'), err!.message);
 });
