@@ -59,14 +59,20 @@ export class Encoder {
   private off = 0;
   private dict = new Map<string, number>();
 
-  /** Encode within maxSize bytes; when answers or authority do not fit, send TC with none of them. */
+  /**
+   * Encode within maxSize bytes. When the answers or authority do not fit, the reply has TC set
+   * and the answers that fit (RFC 2181 9 allows a partial RRset): resolvers retry over TCP, and
+   * clients that cannot (busybox nslookup) still get some addresses.
+   */
   encode(ctx: ReplyContext, reply: Reply, maxSize: number): Buffer {
     const limit = Math.min(maxSize, MAX_MESSAGE) - (ctx.edns ? OPT_SIZE : 0);
     const counts = this.start(ctx, reply, false);
     const body = !reply.truncated && this.section(reply.answers, limit) && this.section(reply.authority, limit);
     if (!body) {
       this.start(ctx, reply, true);
-      return this.finish(ctx, reply, [0, 0, 0]);
+      let n = 0;
+      if (!reply.truncated) while (n < reply.answers.length && this.record(reply.answers[n]!, limit)) n++;
+      return this.finish(ctx, reply, [n, 0, 0]);
     }
     counts[0] = reply.answers.length;
     counts[1] = reply.authority.length;

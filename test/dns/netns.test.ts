@@ -76,6 +76,10 @@ test.before(async () => {
   await put(store, keys.endpoint('neta', 'er'), { id: 'er', networkId: 'neta', hostId: 'h2', name: 'remote', addresses: ['10.61.0.9/24'] });
   await put(store, keys.endpoint('netb', 'eb'), { id: 'eb', networkId: 'netb', hostId: 'h1', name: 'beta', addresses: ['10.62.0.2/24'] });
   await put(store, keys.endpoint('neti', 'ei'), { id: 'ei', networkId: 'neti', hostId: 'h1', name: 'secret', addresses: ['10.63.0.2/24'] });
+  // 40 endpoints share the alias "crowd": 40 A records do not fit in 512 bytes (TC, then TCP).
+  for (let i = 1; i <= 40; i++) {
+    await put(store, keys.endpoint('neta', `crowd${i}`), { id: `crowd${i}`, networkId: 'neta', hostId: 'h2', name: `crowd${i}`, aliases: ['crowd'], addresses: [`10.61.1.${i}/16`] });
+  }
   const resolvConf = join(dir, 'resolv.conf');
   writeFileSync(resolvConf, 'nameserver 10.60.0.2\n');
   const node = (args: string[], ns: Netns, log: string) => {
@@ -123,6 +127,26 @@ test.serial('busybox nslookup and Node\'s resolver in a container', async (t) =>
     Promise.all([r.resolve4('remote.front.tsoverlay'), r.resolve4('alpha')]).then(x=>console.log(JSON.stringify(x)),e=>{console.log(e.code);process.exit(1)})`;
   const n = await tryRun('nsenter', [`--net=${cA.path}`, '--', process.execPath, '-e', script], { timeoutMs: 15_000 });
   t.is(n.stdout.trim(), JSON.stringify([['10.61.0.9'], ['10.61.0.2']]), n.stderr);
+});
+
+test.serial('truncation: glibc, dig and busybox nslookup with an answer over 512 bytes', async (t) => {
+  const { cA, dir } = w!;
+  const conf = join(dir, 'container-resolv.conf');
+  writeFileSync(conf, 'nameserver 10.61.0.1\noptions timeout:2 attempts:1\n');
+  // glibc: in a private mount namespace whose /etc/resolv.conf names our server.
+  const g = await tryRun('nsenter', [`--net=${cA.path}`, '--', 'unshare', '--mount', '--', process.execPath, fixture('glibc-lookup.mjs'), conf, 'crowd'], { timeoutMs: 20_000 });
+  const addrs = new Set(g.stdout.split('\n').filter((l) => l).map((l) => l.split(/\s+/)[0]));
+  t.is(addrs.size, 40, `glibc (TC, then TCP): ${g.stdout}${g.stderr}`);
+  const gl = await tryRun('nsenter', [`--net=${cA.path}`, '--', 'unshare', '--mount', '--', process.execPath, fixture('glibc-lookup.mjs'), conf, 'alpha'], { timeoutMs: 20_000 });
+  t.regex(gl.stdout, /^10\.61\.0\.2\s/m, 'glibc, A and AAAA asked together');
+  const d = await ask(cA, '10.61.0.1', '+noedns', 'crowd');
+  t.is(d.answers.length, 40, 'dig retried over TCP');
+  const tc = await ask(cA, '10.61.0.1', '+noedns', '+ignore', 'crowd');
+  t.true(tc.flags.includes('tc'));
+  t.is(tc.answers.length, 30, 'the truncated reply carries the 30 records that fit');
+  // busybox nslookup has no TCP: it shows the addresses of the truncated reply.
+  const bb = await tryRun('nsenter', [`--net=${cA.path}`, '--', 'busybox', 'nslookup', '-type=a', 'crowd', '10.61.0.1'], { timeoutMs: 15_000 });
+  t.is([...bb.stdout.matchAll(/Address:\s+10\.61\.1\.\d+/g)].length, 30, bb.stdout + bb.stderr);
 });
 
 test.serial('forwarding: containers on normal networks recurse through the host; internal networks and strangers never', async (t) => {

@@ -97,7 +97,7 @@ test('truncation: TC over UDP at 512 (or the EDNS size), full answer over TCP; d
   await until(async () => (await aRecords(c, 'm59')).length > 0, 2000);
   const udp = await dig(['@' + c.host, '-p', String(c.port), '+noedns', '+ignore', 'many']);
   t.true(udp.flags.includes('tc'), udp.raw);
-  t.is(udp.answers.length, 0);
+  t.is(udp.answers.length, 30, 'as many as fit in 512 bytes');
   const raw = await udpAsk(c.host, c.port, buildQuery('many', T.A, { edns: 4096 }));
   t.is(raw!.length <= 1232, true, 'EDNS replies are capped at 1232');
   t.is(decodeMessage(raw!)!.answers.length, 60, '60 × 16 bytes fit in 1232');
@@ -168,7 +168,7 @@ test('forwarding: an upstream reply too big for the client is sent as TC; TCP cl
   const c = await start(t, { upstreams: [{ host: '127.0.0.1', port: big.port }] });
   const m = decodeMessage((await udpAsk(c.host, c.port, buildQuery('big.example.test', T.A)))!)!;
   t.truthy(m.flags & 0x0200, 'TC');
-  t.is(m.answers.length, 0);
+  t.is(m.answers.length, 0, 'an upstream reply is not cut, only flagged');
   const d = await dig(['@' + c.host, '-p', String(c.port), '+noedns', 'big.example.test']);
   t.is(d.answers.length, 100);
   t.true(big.received.some((q) => q.tcp), 'retried upstream over TCP');
