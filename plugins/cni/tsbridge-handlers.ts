@@ -6,6 +6,7 @@ import { isDriverError } from '../drivers/common/errors.js';
 import type { DriverLogger } from '../drivers/common/log.js';
 import type { NetworkRecord } from '../drivers/common/records.js';
 import { cidr as cidrMath } from '../../ipam/index.js';
+import { isExists } from '../../netlink/index.js';
 import type { Firewall } from '../../proxy/firewall.js';
 import type { Store } from '../../store/types.js';
 import { checkBridgeAttachment } from './bridge-check.js';
@@ -134,7 +135,13 @@ export class TsbridgeHandlers implements PluginHandlers {
       ...(req.options.k8s.name ? { names: [req.options.k8s.name] } : {}),
       aliases: req.options.aliases,
     });
-    const joined = await drv.join(networkId, endpointId, { mode: 'netns', netnsPath: req.env.netns, ifname: req.env.ifname, defaultRoute });
+    const target = { mode: 'netns' as const, netnsPath: req.env.netns, ifname: req.env.ifname };
+    const joined = await drv.join(networkId, endpointId, { ...target, defaultRoute }).catch((err: unknown) => {
+      // A second interface (podman network connect): the container has its default route
+      // already. As the reference bridge does, the first one wins: join again without ours.
+      if (!defaultRoute || !isExists(err) || !/\broute\b/.test(String((err as { details?: { line?: unknown } }).details?.line ?? ''))) throw err;
+      return drv.join(networkId, endpointId, { ...target, defaultRoute: false });
+    });
     const extra = routes.filter((r) => !(defaultRoute && isDefaultVia(r, ips)));
     if (extra.length) await this.addRoutes(req, extra, ips);
     const bridge = (existing?.bridge ?? (await drv.network(networkId))?.bridge)!;

@@ -1,7 +1,7 @@
 // tsbridge (+ tsipam in-process) as a runtime calls it, inside a test host namespace: real
 // veths, pings, rules; every verb, the spec versions, the options and the error codes.
 import test from 'ava';
-import { allocations, bridgeConf, endpointRecords, hostVeths, iptablesSave, linkNames, makeWorld, ping } from './world.js';
+import { allocations, bridgeConf, endpointDetails, endpointRecords, hostVeths, iptablesSave, linkNames, makeWorld, ping } from './world.js';
 
 test('two containers: ADD, ping, result, CHECK, ADD again is 102, DEL twice and without netns, nothing left', async (t) => {
   const w = await makeWorld(t, 'brA');
@@ -125,7 +125,8 @@ test('options: isGateway off, isDefaultGateway, mtu, hairpinMode, ipMasq off, MA
   t.notRegex(await iptablesSave(w.host), /10\.214\.0\.0\/24 ! -o tsotl2 -j MASQUERADE/);
 
   const gw = bridgeConf(w, '10.215.0.0/24', { name: 'tsot-gw', bridge: 'tsotgw', isDefaultGateway: true, mtu: 1400, hairpinMode: true, ipMasq: false }, { routes: [] });
-  const rb = await w.cni('tsbridge', 'ADD', gw, w.env(b, 'cb', { args: 'IgnoreUnknown=1;MAC=02:aa:bb:cc:dd:ee;IP=10.215.0.50' }));
+  const withAliases = { ...gw, capabilities: { aliases: true }, runtimeConfig: { aliases: { 'tsot-gw': ['web', 'db'] } } };
+  const rb = await w.cni('tsbridge', 'ADD', withAliases, w.env(b, 'cb', { args: 'IgnoreUnknown=1;K8S_POD_NAME=bee;MAC=02:aa:bb:cc:dd:ee;IP=10.215.0.50' }));
   t.is(rb.code, 0, rb.stdout);
   t.like(rb.json, { ips: [{ address: '10.215.0.50/24', gateway: '10.215.0.1' }], routes: [{ dst: '0.0.0.0/0', gw: '10.215.0.1' }] });
   const eth0 = JSON.parse(await b.ip('-j', 'link', 'show', 'eth0'))[0];
@@ -136,6 +137,8 @@ test('options: isGateway off, isDefaultGateway, mtu, hairpinMode, ipMasq off, MA
   t.is(port.mtu, 1400);
   t.is(port.linkinfo?.info_slave_data?.hairpin, true);
   t.true(await ping(b, '10.215.0.1'));
+  const rec = (await endpointDetails(w.store)).find((e) => e.id === 'cb:eth0');
+  t.deepEqual([rec?.names, rec?.aliases], [['bee'], ['web', 'db']], 'names and aliases recorded for DNS');
   for (const [conf, ns, id] of [[plain, a, 'ca'], [gw, b, 'cb']] as const) t.is((await w.cni('tsbridge', 'DEL', conf, w.env(ns, id))).code, 0);
   t.deepEqual(await allocations(w.store), []);
 });

@@ -76,6 +76,16 @@ export async function endpointRecords(store: string): Promise<string[]> {
   }
 }
 
+/** Every endpoint record in the store. */
+export async function endpointDetails(store: string) {
+  const s = await openStore(store);
+  try {
+    return await new RecordStore(s).listAllEndpoints();
+  } finally {
+    await s.close();
+  }
+}
+
 /** Names of the links in a namespace. */
 export async function linkNames(ns: Netns): Promise<string[]> {
   const out = await ns.ip('-j', 'link', 'show');
