@@ -25,12 +25,13 @@ const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/;
 const PREFIX = /^(\/[A-Za-z0-9._~:@=+-]+)+\/?$/;
 
 function bad(url: string, why: string): StoreError {
-  return new StoreError('bad-request', `bad store URL "${redact(url)}": ${why}`);
+  // The reason may quote a piece of the URL (a host list, a query key): redact it too.
+  return new StoreError('bad-request', `bad store URL "${redact(url)}": ${redact(why)}`);
 }
 
-/** The URL with any password replaced, for messages. */
+/** The URL (or a message quoting one) with every password replaced, for messages. */
 export function redact(url: string): string {
-  return url.replace(/(:\/\/[^:/@]*:)[^@/]*@/, '$1***@').replace(/([?&]password=)[^&]*/, '$1***');
+  return url.replace(/(:\/\/[^:/@\s"]*:)[^@/\s"]*@/g, '$1***@').replace(/([?&]password=)[^&\s"]*/g, '$1***');
 }
 
 /** Parse a store URL; throws StoreError bad-request naming the URL (password redacted). */
