@@ -1,4 +1,4 @@
-// Fuzz: the daemon's configuration — config files (JSON, YAML with anchors, tags, merges,
+// Fuzz: the daemon's configuration and store URLs — config files (JSON, YAML with anchors, tags, merges,
 // several documents, broken text, raw bytes) through readConfigFile, and layers of file /
 // environment / flag values through resolveConfig. Property: either a ConfigError whose
 // message names the key (or the file), or a config in which every value is valid.
@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { CONFIG_KEYS, ConfigError, configFromEnv, LOG_LEVELS, readConfigFile, resolveConfig, type DaemonConfig, type RawConfig } from '../../daemon/config.js';
+import { StoreError } from '../../store/errors.js';
+import { parseStoreUrl } from '../../store/url.js';
 import { ip, mutateBytes, mutateJson, mutateText, nastyNumber, nastyString, type Rng } from './gen.js';
 import { fuzz, settings, show, violated } from './runner.js';
 
@@ -150,6 +152,52 @@ test('fuzz: config files through readConfigFile + resolveConfig', async (t) => {
       const ms = performance.now() - started;
       if (ms > 2000) violated(`took ${ms.toFixed(0)} ms`);
       return out;
+    },
+  });
+});
+
+/** Store URLs as users type them into --store, the config file and CNI configs. */
+function storeUrl(rng: Rng): string {
+  const base = rng.pick([
+    'sqlite:///var/lib/tsoverlay/store.db',
+    'etcd://127.0.0.1:2379',
+    'etcds://u:p%40ss@h1:2379,[fd00::1]:2379/pfx/sub?ca=/etc/ca.pem&timeoutMs=500',
+    'etcd://h1:2379?cert=/c&key=/k&user=a&password=b',
+  ]);
+  return rng.chance(0.2) ? base : rng.chance(0.7) ? mutateText(rng, base, 3) : nastyString(rng);
+}
+
+/**
+ * Whether `text` shows a password that `url` carries in a recognisable place: userinfo right
+ * after the scheme, or a `password=` query parameter (mangled copies elsewhere do not count).
+ */
+function leaks(url: string, text: string): boolean {
+  const once = (s: string, part: string) => s.split(part).length === 2;
+  if (/^etcds?:\/\/u:p%40ss@/.test(url) && once(url, 'p%40ss') && text.includes('p%40ss')) return true;
+  return /[?&]password=b(&|$)/.test(url) && once(url, 'password=b') && text.includes('password=b');
+}
+
+test('fuzz: store URLs (parseStoreUrl)', async (t) => {
+  await fuzz(t, settings(5000), {
+    name: 'store-url',
+    file: FILE,
+    generate: storeUrl,
+    check(url) {
+      let target: ReturnType<typeof parseStoreUrl>;
+      try {
+        target = parseStoreUrl(url);
+      } catch (err) {
+        if (!(err instanceof StoreError) || err.kind !== 'bad-request') violated(`threw ${err instanceof Error ? err.stack : String(err)}`);
+        if (leaks(url, err.message)) violated(`message shows the password: ${err.message}`);
+        return 'refused';
+      }
+      if (target.kind === 'sqlite') {
+        if (!target.file.startsWith('/') || target.file.includes('\0') || target.file.split('/').includes('..')) violated(`sqlite file ${show(target.file)}`);
+      } else {
+        for (const e of target.config.endpoints) if (!/^https?:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(e)) violated(`endpoint ${show(e)}`);
+        if (leaks(url, target.description)) violated(`description shows the password: ${target.description}`);
+      }
+      return `accepted ${target.kind}`;
     },
   });
 });
