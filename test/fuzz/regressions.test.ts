@@ -93,7 +93,7 @@ test('store URLs: a malformed %-escape or a NUL is a bad-request StoreError, pas
 
 // fuzz store-url seed 20250611 case 1199: the reason part of the message quoted the password.
 test('store URLs: the password is redacted in the reason too, and every occurrence', (t) => {
-  for (const url of ['etcd://k&user=a&password=s3cret', 'etcd://h:1?password=s3cret&password=s3cret&x=1', 'etcd://u:s3cret@h:1,u:s3cret@h:2']) {
+  for (const url of ['etcd://k&user=a&password=s3cret', 'etcd://h:1?password=s3cret&password=s3cret&x=1', 'etcd://u:s3cret@h:99999', 'etcd://u:s3cret@[::1:1']) {
     const err = t.throws(() => parseStoreUrl(url), { instanceOf: StoreError });
     t.false(err!.message.includes('s3cret'), err!.message);
   }
