@@ -4,22 +4,18 @@
 export type ErrorKind = 'bad-request' | 'not-found' | 'conflict' | 'unavailable' | 'internal';
 
 export type DnsErrorCode =
-  | 'invalid-config'
   | 'invalid-listen'
   | 'invalid-upstream'
   | 'invalid-domain'
   | 'listen-failed'
-  | 'store-failed'
-  | 'not-started';
+  | 'store-failed';
 
 const KIND: Record<DnsErrorCode, ErrorKind> = {
-  'invalid-config': 'bad-request',
   'invalid-listen': 'bad-request',
   'invalid-upstream': 'bad-request',
   'invalid-domain': 'bad-request',
   'listen-failed': 'unavailable',
   'store-failed': 'unavailable',
-  'not-started': 'internal',
 };
 
 /** A DNS server configuration or start-up failure. */
