@@ -16,7 +16,7 @@ import { StoreSync } from '../../dns/store-sync.js';
 import { keys } from '../../store/keys.js';
 import { SqliteStore } from '../../store/sqlite.js';
 import { buildQuery, dig, tcpAsk, udpAsk, until } from './helpers.js';
-import { startStubUpstream, type StubUpstream } from './stub-upstream.js';
+import { startStubUpstream, type StubMode, type StubUpstream } from './stub-upstream.js';
 
 interface Ctx {
   writer: SqliteStore;
@@ -25,9 +25,9 @@ interface Ctx {
   port: number;
 }
 
-type T = { teardown: (f: () => Promise<void> | void) => void };
+type Teardown = { teardown: (f: () => Promise<void> | void) => void };
 
-async function start(t: T, opts: Partial<DnsServerOptions> = {}): Promise<Ctx> {
+async function start(t: Teardown, opts: Partial<DnsServerOptions> = {}): Promise<Ctx> {
   const dir = mkdtempSync(join(tmpdir(), 'tsot-dns-'));
   const file = join(dir, 'store.db');
   // The server reads through its own connection; tests write through another, as a CNI process would.
@@ -134,7 +134,7 @@ test('slow and idle TCP clients never block others, and are dropped (CVE-2024-84
   t.true(allClosed, 'idle and slow connections were closed');
 });
 
-async function stub(t: T, mode?: Parameters<typeof startStubUpstream>[2]['mode']): Promise<StubUpstream> {
+async function stub(t: Teardown, mode?: StubMode): Promise<StubUpstream> {
   const s = await startStubUpstream('127.0.0.1', 0, { mode });
   t.teardown(() => s.close());
   return s;
