@@ -79,6 +79,8 @@ export class EtcdRelay {
 /** One host's control plane (what its daemon would run). */
 export interface HostPlane {
   store: Store;
+  /** The URL `store` was opened from (through the host's relay). */
+  storeUrl: string;
   registration: HostRegistration;
   driver: OverlayDriver;
 }
@@ -148,11 +150,12 @@ export async function overlayWorld(t: Pick<ExecutionContext, 'teardown'>, cluste
     store,
     async startPlane(h, extra = {}) {
       await stopPlane(h, false);
-      const s = await openStore(`${h.relay.url}${prefix}`);
+      const storeUrl = `${h.relay.url}${prefix}`;
+      const s = await openStore(storeUrl);
       const driver = new OverlayDriver({ kernel: k, store: s, hostId: h.id, advertise: h.underlay.address, hostNetns: h.ns.path, firewall: h.firewall, retryMs: 100, graceMs: 60_000, ...extra });
       const registration = new HostRegistration({ store: s, record: { ...driver.hostFields() }, ttlSeconds: TTL_SECONDS, retryMs: 200 });
       await registration.start();
-      h.plane = { store: s, registration, driver };
+      h.plane = { store: s, storeUrl, registration, driver };
       await driver.start();
       return h.plane;
     },
