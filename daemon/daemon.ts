@@ -15,6 +15,7 @@ import type { Lease, Store } from '../store/types.js';
 import type { DaemonConfig } from './config.js';
 import { startDockerPlugins, type DockerPlugins } from './docker-plugins.js';
 import { startLocalApi, type LocalApi } from './local-api.js';
+import { startObservability, type Observability } from './observability/index.js';
 import type { Logger } from './log.js';
 
 export const VERSION = '0.1.0';
@@ -41,6 +42,7 @@ export class Daemon {
   private lease?: Lease;
   private api?: LocalApi;
   private docker?: DockerPlugins;
+  private obs?: Observability;
   private advertise: string | null = null;
   private readonly startedAt = new Date().toISOString();
   private stopping = false;
@@ -57,8 +59,13 @@ export class Daemon {
       this.makeDirs();
       this.advertise = this.cfg.advertise ?? (await this.deps.detectAdvertise()) ?? null;
       if (!this.advertise) this.log.warn('no advertise address found: this host works alone (no overlay peers)');
-      this.store = await openStore(this.cfg.store);
-      this.log.info({ store: this.store.description }, 'store opened');
+      const store = await openStore(this.cfg.store);
+      this.store = store;
+      this.log.info({ store: store.description }, 'store opened');
+      // Everything below gets the instrumented store, so /metrics times the daemon's own calls.
+      this.obs = await startObservability({ store, listen: this.cfg.metrics, log: this.log });
+      this.store = this.obs.store;
+      if (this.obs.web) this.log.info({ address: this.obs.web.address }, 'metrics and topology page served');
       await this.register();
       this.docker = await this.startDocker(this.store);
       this.api = await startLocalApi({ socket: this.cfg.socket, log: this.log, status: () => this.status() });
@@ -75,6 +82,7 @@ export class Daemon {
     this.stopping = true;
     await this.api?.close();
     await this.docker?.close();
+    await this.obs?.close();
     // Not revoked: peers keep this host's data plane for the lease's lifetime, so a
     // quick restart (upgrade, crash) does not interrupt traffic (DESIGN.md "State").
     this.lease?.release();

@@ -34,9 +34,16 @@ test('daemon starts, registers the host with its advertise address, answers, and
   await nets.link(host, 'u0', '10.231.0.2/24', peer, 'u1', '10.231.0.1/24');
   await host.ip('route', 'add', 'default', 'via', '10.231.0.1');
 
-  const d = await startDaemon({ netnsPath: host.path, hostId: 'host-a' });
+  const d = await startDaemon({ netnsPath: host.path, hostId: 'host-a', extraArgs: ['--metrics', '127.0.0.1:9464'] });
   t.teardown(() => d.cleanup());
   await d.waitForLog('daemon ready');
+
+  // /metrics and the topology API on the --metrics address (loopback of the host namespace).
+  const metrics = await host.exec('curl', ['-sf', 'http://127.0.0.1:9464/metrics']);
+  t.regex(metrics, /^tsoverlay_hosts\{[^}]*\} 1$/m);
+  t.regex(metrics, /^tsoverlay_store_request_duration_seconds_count\{/m);
+  const topo = JSON.parse(await host.exec('curl', ['-sf', 'http://127.0.0.1:9464/api/topology']));
+  t.true(JSON.stringify(topo).includes('host-a'));
 
   // The socket is root-only and answers with this host's identity.
   t.is(statSync(d.socket).mode & 0o777, 0o600);
