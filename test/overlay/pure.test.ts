@@ -118,6 +118,9 @@ test('desired entries: remote endpoints of live hosts only, MAC derived when abs
       ep('dead', 'gone', '10.1.0.6/24'),
       ep('old', 'b', '10.1.0.7/24', { mac: '02:bb:00:00:00:01', createdAt: '2024-01-01T00:00:00.000Z' }),
       ep('new', 'b', '10.1.0.7/24', { mac: '02:bb:00:00:00:02' }),
+      ep('badmac', 'b', '10.1.0.8/24', { mac: '02:bb:00:00:00:02 dev x' }),
+      ep('mcast', 'b', '10.1.0.9/24', { mac: '01:00:5e:00:00:01' }),
+      ep('badip', 'b', '10.1.0.300/24'),
     ],
     hosts,
     'a',
@@ -126,6 +129,7 @@ test('desired entries: remote endpoints of live hosts only, MAC derived when abs
   t.deepEqual(d.get('02:42:0a:01:00:03'), { mac: '02:42:0a:01:00:03', vtep: '10.0.0.2', port: 4790, ips: ['10.1.0.3'] });
   t.deepEqual(d.get('02:bb:00:00:00:01')!.ips, [], 'the address went to the newer endpoint');
   t.deepEqual(d.get('02:bb:00:00:00:02')!.ips, ['10.1.0.7']);
+  t.false([...d.values()].some((e) => e.ips.includes('10.1.0.8') || e.ips.includes('10.1.0.9')), 'unusable records are skipped');
 });
 
 test('diff: puts what is missing or different, removes the rest, keeps moved addresses', (t) => {

@@ -1,8 +1,9 @@
 // What a host's VXLAN device must hold for one overlay network, as pure data: one entry per remote
 // endpoint (its MAC → its host's VTEP, its IPs → its MAC), the difference between what is
 // installed and what is wanted, and the table interface the kernel (or a benchmark) implements.
-import type { EndpointRecord } from '../common/records.js';
+import { validateIp, validateMac } from '../../../netlink/index.js';
 import { macFromAddress } from '../common/naming.js';
+import type { EndpointRecord } from '../common/records.js';
 import type { PeerHost } from './hosts.js';
 
 /** A remote endpoint as programmed: FDB self (mac → vtep:port), FDB master (mac → VXLAN port), neighbours (ip → mac). */
@@ -54,9 +55,24 @@ export function diffSize(d: PeerDiff): number {
   return d.put.length + d.remove.length + d.dropIps.length;
 }
 
+/** The endpoint's bare addresses and MAC, or undefined when a record carries something unusable. */
+function peerOf(ep: EndpointRecord): { mac: string; ips: string[] } | undefined {
+  try {
+    const ips = ep.addresses.map((a) => a.split('/')[0]!).sort();
+    for (const ip of ips) validateIp(ip);
+    if (ips.length === 0) return undefined;
+    const mac = validateMac(ep.mac ?? macFromAddress(ips.find((ip) => ip.includes('.')) ?? ips[0]!)).toLowerCase();
+    // A multicast/broadcast MAC would make the FDB entry a flood target.
+    return (parseInt(mac.slice(0, 2), 16) & 1) === 1 ? undefined : { mac, ips };
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The entries a host wants for one network: every endpoint of another, live host that has an
  * underlay address. A MAC claimed twice (a stale record) keeps the most recently created endpoint.
+ * Records with unusable addresses or MACs are skipped (they must not block the others' batch).
  */
 export function desiredEntries(endpoints: Iterable<EndpointRecord>, hosts: ReadonlyMap<string, PeerHost>, self: string): Map<string, PeerEntry> {
   const out = new Map<string, { e: PeerEntry; at: string }>();
@@ -64,14 +80,9 @@ export function desiredEntries(endpoints: Iterable<EndpointRecord>, hosts: Reado
     if (ep.hostId === self || ep.driver !== 'overlay') continue;
     const host = hosts.get(ep.hostId);
     if (!host?.advertise) continue;
-    const ips = ep.addresses.map((a) => a.split('/')[0]!).sort();
-    if (ips.length === 0) continue;
-    let mac: string;
-    try {
-      mac = (ep.mac ?? macFromAddress(ips.find((ip) => ip.includes('.')) ?? ips[0]!)).toLowerCase();
-    } catch {
-      continue;
-    }
+    const peer = peerOf(ep);
+    if (!peer) continue;
+    const { mac, ips } = peer;
     const prev = out.get(mac);
     if (prev && prev.at > ep.createdAt) continue;
     out.set(mac, { e: { mac, vtep: host.advertise, port: host.port, ips }, at: ep.createdAt });
