@@ -16,6 +16,8 @@ export interface Request {
   question: Question;
   scope: Scope;
   tcp: boolean;
+  /** The largest reply this client takes. */
+  maxSize: number;
   /** Round-robin position for this answer. */
   rotation: number;
 }
@@ -116,7 +118,14 @@ export class ForwardHandler implements Handler {
 
   handle(req: Request): Outcome | Promise<Outcome> {
     if (!req.scope.forward) return { kind: 'reply', reply: codeReply(RCODE.REFUSED), cacheable: true, period: 1 };
-    return this.forwarder.forward(req.raw, req.question, req.tcp).then(
+    let msg = req.raw;
+    const { optAt, edns } = req.query;
+    if (!req.tcp && optAt !== undefined && edns && edns.udpSize > req.maxSize) {
+      // Ask upstream for no more than we may pass on, so its answer need not become a TC.
+      msg = Buffer.from(req.raw);
+      msg.writeUInt16BE(req.maxSize, optAt);
+    }
+    return this.forwarder.forward(msg, req.question, req.tcp).then(
       (bytes): Outcome => (bytes ? { kind: 'relay', bytes } : { kind: 'reply', reply: codeReply(RCODE.SERVFAIL, true), cacheable: false, period: 1 }),
     );
   }

@@ -32,6 +32,8 @@ export interface Query {
   /** Raw question section (name + type + class) as received, for cache keys. */
   questionEnd: number;
   edns?: Edns;
+  /** Offset of the OPT record's payload-size field (to clamp it when forwarding). */
+  optAt?: number;
   error?: Rcode;
 }
 
@@ -91,6 +93,7 @@ function readOptSection(buf: Buffer, q: Query, skip: number, ar: number): void {
         return;
       }
       const ttl = buf.readUInt32BE(name.end + 4);
+      q.optAt = name.end + 2;
       q.edns = {
         udpSize: Math.max(CLASSIC_UDP_SIZE, buf.readUInt16BE(name.end + 2)),
         version: (ttl >>> 16) & 0xff,

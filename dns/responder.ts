@@ -92,7 +92,7 @@ export class Responder {
       out.writeUInt16BE(q.id, 0);
       return out;
     }
-    const req: Request = { raw, query: q, question, scope, tcp: client.tcp, rotation };
+    const req: Request = { raw, query: q, question, scope, tcp: client.tcp, maxSize: max, rotation };
     const outcome = this.run(req, 0);
     if (outcome instanceof Promise) {
       return outcome.then(

@@ -164,11 +164,20 @@ test('forwarding: other names go upstream; failover past silent, spoofed, wrong-
 });
 
 test('forwarding: an upstream reply too big for the client is sent as TC; TCP clients are forwarded over TCP', async (t) => {
+  const huge = await stub(t, 'huge');
+  const c0 = await start(t, { upstreams: [{ host: '127.0.0.1', port: huge.port }] });
+  const h = decodeMessage((await udpAsk(c0.host, c0.port, buildQuery('huge.example.test', T.A)))!)!;
+  t.truthy(h.flags & 0x0200, 'an upstream reply over the client size becomes TC');
+  t.is(h.answers.length, 0, 'and is not cut (it is not ours)');
   const big = await stub(t, 'big');
   const c = await start(t, { upstreams: [{ host: '127.0.0.1', port: big.port }] });
   const m = decodeMessage((await udpAsk(c.host, c.port, buildQuery('big.example.test', T.A)))!)!;
   t.truthy(m.flags & 0x0200, 'TC');
-  t.is(m.answers.length, 0, 'an upstream reply is not cut, only flagged');
+  t.is(m.answers.length, Math.floor((512 - 12 - 22) / 16), 'the upstream\'s own truncated reply is relayed');
+  const e = decodeMessage((await udpAsk(c.host, c.port, buildQuery('big2.example.test', T.A, { edns: 4096 })))!)!;
+  t.is(big.received.at(-1)!.ednsSize, 1232, 'the EDNS size asked upstream is clamped to ours');
+  t.truthy(e.flags & 0x0200, 'the upstream truncated to that size itself');
+  t.is(e.answers.length, Math.floor((1232 - 11 - 12 - 22) / 16), 'and its partial answer is relayed');
   const d = await dig(['@' + c.host, '-p', String(c.port), '+noedns', 'big.example.test']);
   t.is(d.answers.length, 100);
   t.true(big.received.some((q) => q.tcp), 'retried upstream over TCP');

@@ -7,12 +7,13 @@ import { T } from '../../dns/constants.js';
 import { Encoder, type RR } from '../../dns/encode.js';
 import { parseQuery } from '../../dns/message.js';
 
-export type StubMode = 'ok' | 'silent' | 'wrong-id' | 'wrong-question' | 'wrong-source' | 'big';
+/** 'big': 100 A records within the client's size; 'huge': 100 A records whatever the size. */
+export type StubMode = 'ok' | 'silent' | 'wrong-id' | 'wrong-question' | 'wrong-source' | 'big' | 'huge';
 
 export interface StubUpstream {
   port: number;
   /** Queries received (UDP and TCP). */
-  readonly received: { name: string; tcp: boolean; from: string }[];
+  readonly received: { name: string; tcp: boolean; from: string; ednsSize?: number }[];
   setMode(m: StubMode): void;
   close(): Promise<void>;
 }
@@ -36,15 +37,16 @@ async function startOnce(host: string, port = 0, opts: { mode?: StubMode; answer
   const reply = (msg: Buffer, tcp: boolean, from: string): Buffer | undefined => {
     const q = parseQuery(msg);
     if (!q?.question) return undefined;
-    received.push({ name: q.question.name, tcp, from });
+    received.push({ name: q.question.name, tcp, from, ednsSize: q.edns?.udpSize });
     if (mode === 'silent') return undefined;
     // Only names under example.test exist upstream; everything else is NXDOMAIN.
     const known = q.question.name === 'example.test' || q.question.name.endsWith('.example.test');
-    const n = !known ? 0 : mode === 'big' ? 100 : q.question.type === T.A ? 1 : 0;
-    const answers: RR[] = Array.from({ length: n }, (_, i) => ({ name: q.question!.name, type: T.A, ttl: 60, addr: mode === 'big' ? Buffer.from([192, 0, 2, i]) : addr.bytes }));
+    const many = mode === 'big' || mode === 'huge';
+    const n = !known ? 0 : many ? 100 : q.question.type === T.A ? 1 : 0;
+    const answers: RR[] = Array.from({ length: n }, (_, i) => ({ name: q.question!.name, type: T.A, ttl: 60, addr: many ? Buffer.from([192, 0, 2, i]) : addr.bytes }));
     const id = mode === 'wrong-id' ? (q.id + 1) & 0xffff : q.id;
     const question = mode === 'wrong-question' ? { ...q.question, name: 'other.example', wire: Buffer.from([5, 111, 116, 104, 101, 114, 7, 101, 120, 97, 109, 112, 108, 101, 0]) } : q.question;
-    return enc.encode({ id, flags: q.flags, question, edns: q.edns }, { rcode: known ? 0 : 3, authoritative: false, recursion: true, answers, authority: [], additional: [] }, 65535);
+    return enc.encode({ id, flags: q.flags, question, edns: q.edns }, { rcode: known ? 0 : 3, authoritative: false, recursion: true, answers, authority: [], additional: [] }, tcp || mode === 'huge' ? 65535 : (q.edns?.udpSize ?? 512));
   };
   const udp = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
   // 'wrong-source' answers correctly but from another port: a spoofer's reply.
