@@ -184,99 +184,127 @@ async function writeAll(s: Store, ops: Op[]): Promise<void> {
   }
 }
 
-async function scale(cluster: EtcdCluster): Promise<void> {
-  const prefix = `/bench-${Date.now()}`;
-  const sim = await openStore(`${cluster.url}${prefix}`);
-  const watcherStore = await openStore(`${cluster.url}${prefix}`);
-  const nets = Array.from({ length: NETWORKS }, (_, i) => `net-${i}`);
-  let next = 0;
-  const live: { net: string; id: string; host: string; mac: string }[] = [];
-  try {
-    const t0 = performance.now();
-    const hostOps: Op[] = Array.from({ length: HOSTS }, (_, h) => ({ type: 'put', key: keys.host(hostName(h)), value: JSON.stringify({ id: hostName(h), advertise: ipOf(h + 1).replace(/^10\./, '172.'), vxlanPort: 4789 }) }));
-    await writeAll(sim, hostOps);
+/** The simulated cluster: hosts and endpoints written straight into etcd, and their churn. */
+class Simulator {
+  readonly nets = Array.from({ length: NETWORKS }, (_, i) => `net-${i}`);
+  readonly live: { net: string; id: string; host: string; mac: string }[] = [];
+  private next = 0;
+
+  constructor(readonly store: Store) {}
+
+  async seed(): Promise<void> {
+    const hostOps: Op[] = Array.from({ length: HOSTS }, (_, h) => ({
+      type: 'put',
+      key: keys.host(hostName(h)),
+      value: JSON.stringify({ id: hostName(h), advertise: ipOf(h + 1).replace(/^10\./, '172.'), vxlanPort: 4789 }),
+    }));
+    await writeAll(this.store, hostOps);
     const epOps: Op[] = [];
-    for (let h = 0; h < HOSTS; h++) {
-      for (let e = 0; e < PER_HOST; e++) {
-        const n = next++;
-        const net = nets[n % NETWORKS]!;
-        const rec = endpointRec(net, `ep-${n}`, hostName(h), n + 1000);
-        live.push({ net, id: rec.id, host: rec.hostId, mac: rec.mac! });
-        epOps.push({ type: 'put', key: keys.endpoint(net, rec.id), value: JSON.stringify(rec) });
+    for (let h = 0; h < HOSTS; h++) for (let e = 0; e < PER_HOST; e++) epOps.push(this.create(this.nets[this.next % NETWORKS]!, hostName(h)));
+    await writeAll(this.store, epOps);
+  }
+
+  /** A new endpoint's put (recorded as live). */
+  create(net: string, host: string): Op {
+    const n = this.next++;
+    const rec = endpointRec(net, `ep-${n}`, host, n + 1000);
+    this.live.push({ net, id: rec.id, host, mac: rec.mac! });
+    return { type: 'put', key: keys.endpoint(net, rec.id), value: JSON.stringify(rec) };
+  }
+
+  /** Replace `n` random endpoints (delete one, create another on the same host and network). */
+  replace(n: number): { ops: Op[]; macs: string[] } {
+    const victims = Array.from({ length: n }, () => this.live.splice(Math.floor(Math.random() * this.live.length), 1)[0]!);
+    const ops: Op[] = [];
+    for (const v of victims) ops.push({ type: 'delete', key: keys.endpoint(v.net, v.id) }, this.create(v.net, v.host));
+    return { ops, macs: this.live.slice(-n).map((e) => e.mac) };
+  }
+}
+
+/** Churn at 1 %/s for CHURN_S seconds, paced by the clock; lag = write sent → programmed. */
+interface ChurnFigures {
+  seconds: number;
+  changes: number;
+  perSecond: number;
+  lags: number[];
+  /** MACs written but not yet seen programmed when the churn ended (mac → sent at). */
+  pending: Map<string, number>;
+}
+
+async function churn(sim: Simulator, table: RecordingTable): Promise<ChurnFigures> {
+  // Every 200 ms replace 0.2 % of the endpoints in one txn (≤ 128 ops).
+  const perTick = Math.max(1, Math.min(64, Math.round(sim.live.length / 500)));
+  const lags: number[] = [];
+  const pending = new Map<string, number>();
+  const collect = () => {
+    for (const [mac, at] of pending) {
+      const done = table.putAt.get(mac);
+      if (done !== undefined && done >= at) {
+        lags.push(done - at);
+        pending.delete(mac);
       }
     }
-    await writeAll(sim, epOps);
-    console.log(`scale: wrote ${HOSTS} hosts × ${PER_HOST} endpoints (${live.length}) over ${NETWORKS} networks in ${ms(performance.now() - t0)}`);
+  };
+  const start = performance.now();
+  let changes = 0;
+  let chain: Promise<unknown> = Promise.resolve();
+  for (let tick = 1; performance.now() - start < CHURN_S * 1000; tick++) {
+    const { ops, macs } = sim.replace(perTick);
+    // In order, but not waited for here: a slow etcd answer does not lower the rate.
+    chain = chain
+      .then(() => {
+        const at = performance.now();
+        for (const m of macs) pending.set(m, at);
+        return retrying(() => sim.store.txn([], ops));
+      })
+      .then(() => (changes += ops.length));
+    collect();
+    await sleep(Math.max(0, start + tick * 200 - performance.now()));
+  }
+  await chain;
+  const seconds = (performance.now() - start) / 1000;
+  return { seconds, changes, lags, perSecond: perTick * 5, pending };
+}
 
-    (globalThis as { gc?: () => void }).gc?.();
+async function scale(cluster: EtcdCluster): Promise<void> {
+  const prefix = `/bench-${Date.now()}`;
+  const sim = new Simulator(await openStore(`${cluster.url}${prefix}`));
+  const watcherStore = await openStore(`${cluster.url}${prefix}`);
+  const gc = () => (globalThis as { gc?: () => void }).gc?.();
+  try {
+    const t0 = performance.now();
+    await sim.seed();
+    console.log(`scale: wrote ${HOSTS} hosts × ${PER_HOST} endpoints (${sim.live.length}) over ${NETWORKS} networks in ${ms(performance.now() - t0)}`);
+
+    gc();
     const heap0 = process.memoryUsage().heapUsed;
     const table = new RecordingTable();
     const prog = new PeerProgrammer({ store: watcherStore, hostId: 'watcher', table });
     const c0 = performance.now();
     await prog.start();
-    for (const net of nets) prog.attach({ id: net, vxlan: 'vx', port: 4789 });
+    for (const net of sim.nets) prog.attach({ id: net, vxlan: 'vx', port: 4789 });
     await prog.idle();
     const convergeMs = performance.now() - c0;
-    if (table.size() !== live.length) throw new Error(`programmed ${table.size()} of ${live.length}`);
-    (globalThis as { gc?: () => void }).gc?.();
-    const heap1 = process.memoryUsage().heapUsed;
-    console.log(`  converge from cold start: ${ms(convergeMs)} (${table.size()} entries); heap +${((heap1 - heap0) / 1048576).toFixed(1)} MiB${(globalThis as { gc?: unknown }).gc ? '' : ' (no --expose-gc: approximate)'}`);
+    if (table.size() !== sim.live.length) throw new Error(`programmed ${table.size()} of ${sim.live.length}`);
+    gc();
+    const heap = (process.memoryUsage().heapUsed - heap0) / 1048576;
+    console.log(`  converge from cold start: ${ms(convergeMs)} (${table.size()} entries); heap +${heap.toFixed(1)} MiB${(globalThis as { gc?: unknown }).gc ? '' : ' (no --expose-gc: approximate)'}`);
 
-    // Churn: every 200 ms replace 0.2 % of the endpoints (1 %/s) in one txn: delete one, create another.
-    const perTick = Math.max(1, Math.min(64, Math.round(live.length / 500)));
-    const lags: number[] = [];
-    const pending = new Map<string, number>();
     const rev0 = await watcherStore.revision();
-    const churnStart = performance.now();
-    let changes = 0;
-    let ticks = 0;
-    let chain: Promise<unknown> = Promise.resolve();
-    while (performance.now() - churnStart < CHURN_S * 1000) {
-      ticks++;
-      const ops: Op[] = [];
-      const macs: string[] = [];
-      const victims = Array.from({ length: perTick }, () => live.splice(Math.floor(Math.random() * live.length), 1)[0]!);
-      for (const victim of victims) {
-        ops.push({ type: 'delete', key: keys.endpoint(victim.net, victim.id) });
-        const n = next++;
-        const rec = endpointRec(victim.net, `ep-${n}`, victim.host, n + 1000);
-        live.push({ net: rec.networkId, id: rec.id, host: rec.hostId, mac: rec.mac! });
-        ops.push({ type: 'put', key: keys.endpoint(rec.networkId, rec.id), value: JSON.stringify(rec) });
-        macs.push(rec.mac!);
-      }
-      // Paced by the clock, not by etcd's answers (a slow write does not lower the rate); in order.
-      // Lag counts from the moment the write is sent.
-      chain = chain
-        .then(() => {
-          const at = performance.now();
-          for (const m of macs) pending.set(m, at);
-          return retrying(() => sim.txn([], ops));
-        })
-        .then(() => (changes += ops.length));
-      for (const [mac, at] of pending) {
-        const done = table.putAt.get(mac);
-        if (done !== undefined && done >= at) {
-          lags.push(done - at);
-          pending.delete(mac);
-        }
-      }
-      await sleep(Math.max(0, churnStart + ticks * 200 - performance.now()));
-    }
-    await chain;
-    const churnS = (performance.now() - churnStart) / 1000;
+    const c = await churn(sim, table);
     const rev1 = await watcherStore.revision();
     await prog.idle();
-    for (const [mac, at] of pending) {
+    for (const [mac, at] of c.pending) {
       const done = table.putAt.get(mac);
-      if (done !== undefined) lags.push(done - at);
+      if (done !== undefined) c.lags.push(done - at);
     }
-    if (table.size() !== live.length) throw new Error(`after churn: programmed ${table.size()} of ${live.length}`);
-    console.log(`  churn ${(perTick * 5).toFixed(0)} endpoints/s replaced for ${churnS.toFixed(1)} s: etcd ${((rev1 - rev0) / churnS).toFixed(1)} revisions/s, ${(changes / churnS).toFixed(0)} key writes/s (all by the simulator; the watcher writes nothing)`);
-    console.log(`  watcher lag (write → programmed) p50 ${ms(pct(lags, 50))}  p95 ${ms(pct(lags, 95))}  over ${lags.length} new endpoints; ${prog.status().syncs} syncs`);
+    if (table.size() !== sim.live.length) throw new Error(`after churn: programmed ${table.size()} of ${sim.live.length}`);
+    console.log(`  churn ${c.perSecond} endpoints/s replaced for ${c.seconds.toFixed(1)} s: etcd ${((rev1 - rev0) / c.seconds).toFixed(1)} revisions/s, ${(c.changes / c.seconds).toFixed(0)} key writes/s (all by the simulator; the watcher writes nothing)`);
+    console.log(`  watcher lag (write → programmed) p50 ${ms(pct(c.lags, 50))}  p95 ${ms(pct(c.lags, 95))}  over ${c.lags.length} new endpoints; ${prog.status().syncs} syncs`);
     await prog.stop();
   } finally {
-    await retrying(() => sim.txn([], [{ type: 'deletePrefix', prefix: '/tsoverlay/' }])).catch(() => undefined);
-    await sim.close();
+    await retrying(() => sim.store.txn([], [{ type: 'deletePrefix', prefix: '/tsoverlay/' }])).catch(() => undefined);
+    await sim.store.close();
     await watcherStore.close();
   }
 }

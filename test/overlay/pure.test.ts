@@ -21,7 +21,7 @@ import {
 } from '../../plugins/drivers/overlay/config.js';
 import { HostReaper } from '../../plugins/drivers/overlay/host-gc.js';
 import { decodeHost, HostRegistration } from '../../plugins/drivers/overlay/hosts.js';
-import { asInstalled, desiredEntries, diffEntries, type InstalledPeer } from '../../plugins/drivers/overlay/peer-entries.js';
+import { asInstalled, desiredEntries, diffEntries, peerOf, type InstalledPeer } from '../../plugins/drivers/overlay/peer-entries.js';
 import { VniAllocator } from '../../plugins/drivers/overlay/vni.js';
 import { keys } from '../../store/keys.js';
 import { openStore } from '../../store/open.js';
@@ -110,7 +110,8 @@ test('desired entries: remote endpoints of live hosts only, MAC derived when abs
     ['c', { id: 'c', advertise: null, port: 4789 }],
   ]);
   const d = desiredEntries(
-    [
+    (
+      [
       ep('mine', 'a', '10.1.0.2/24'),
       ep('b1', 'b', '10.1.0.3/24'),
       ep('b2', 'b', '10.1.0.4/24', { mac: '02:AA:00:00:00:01' }),
@@ -121,7 +122,9 @@ test('desired entries: remote endpoints of live hosts only, MAC derived when abs
       ep('badmac', 'b', '10.1.0.8/24', { mac: '02:bb:00:00:00:02 dev x' }),
       ep('mcast', 'b', '10.1.0.9/24', { mac: '01:00:5e:00:00:01' }),
       ep('badip', 'b', '10.1.0.300/24'),
-    ],
+      ep('other-driver', 'b', '10.1.0.10/24', { driver: 'bridge' }),
+    ] as EndpointRecord[]
+    ).flatMap((e) => peerOf(e) ?? []),
     hosts,
     'a',
   );
@@ -129,7 +132,7 @@ test('desired entries: remote endpoints of live hosts only, MAC derived when abs
   t.deepEqual(d.get('02:42:0a:01:00:03'), { mac: '02:42:0a:01:00:03', vtep: '10.0.0.2', port: 4790, ips: ['10.1.0.3'] });
   t.deepEqual(d.get('02:bb:00:00:00:01')!.ips, [], 'the address went to the newer endpoint');
   t.deepEqual(d.get('02:bb:00:00:00:02')!.ips, ['10.1.0.7']);
-  t.false([...d.values()].some((e) => e.ips.includes('10.1.0.8') || e.ips.includes('10.1.0.9')), 'unusable records are skipped');
+  t.false([...d.values()].some((e) => e.ips.includes('10.1.0.8') || e.ips.includes('10.1.0.9') || e.ips.includes('10.1.0.10')), 'unusable records are skipped');
 });
 
 test('diff: puts what is missing or different, removes the rest, keeps moved addresses', (t) => {

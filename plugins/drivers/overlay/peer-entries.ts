@@ -55,15 +55,29 @@ export function diffSize(d: PeerDiff): number {
   return d.put.length + d.remove.length + d.dropIps.length;
 }
 
-/** The endpoint's bare addresses and MAC, or undefined when a record carries something unusable. */
-function peerOf(ep: EndpointRecord): { mac: string; ips: string[] } | undefined {
+/** What programming needs of an endpoint record (parsed once per record change). */
+export interface PeerEndpoint {
+  hostId: string;
+  mac: string;
+  /** Bare addresses, sorted. */
+  ips: string[];
+  createdAt: string;
+}
+
+/**
+ * The peer view of an endpoint record, or undefined when it is not an overlay endpoint or carries
+ * an unusable address or MAC (such a record must not block the others' batch).
+ */
+export function peerOf(ep: EndpointRecord): PeerEndpoint | undefined {
+  if (ep.driver !== 'overlay') return undefined;
   try {
     const ips = ep.addresses.map((a) => a.split('/')[0]!).sort();
     for (const ip of ips) validateIp(ip);
     if (ips.length === 0) return undefined;
-    const mac = validateMac(ep.mac ?? macFromAddress(ips.find((ip) => ip.includes('.')) ?? ips[0]!)).toLowerCase();
+    const mac = validateMac(ep.mac ?? macFromAddress(ips.find((ip) => ip.includes('.')) ?? ips[0]!));
     // A multicast/broadcast MAC would make the FDB entry a flood target.
-    return (parseInt(mac.slice(0, 2), 16) & 1) === 1 ? undefined : { mac, ips };
+    if ((parseInt(mac.slice(0, 2), 16) & 1) === 1) return undefined;
+    return { hostId: ep.hostId, mac, ips, createdAt: ep.createdAt };
   } catch {
     return undefined;
   }
@@ -71,29 +85,42 @@ function peerOf(ep: EndpointRecord): { mac: string; ips: string[] } | undefined 
 
 /**
  * The entries a host wants for one network: every endpoint of another, live host that has an
- * underlay address. A MAC claimed twice (a stale record) keeps the most recently created endpoint.
- * Records with unusable addresses or MACs are skipped (they must not block the others' batch).
+ * underlay address. A MAC claimed twice (a stale record) keeps the most recently created
+ * endpoint; so does an address claimed by two MACs. One pass; conflicts are rare.
  */
-export function desiredEntries(endpoints: Iterable<EndpointRecord>, hosts: ReadonlyMap<string, PeerHost>, self: string): Map<string, PeerEntry> {
-  const out = new Map<string, { e: PeerEntry; at: string }>();
+export function desiredEntries(endpoints: Iterable<PeerEndpoint>, hosts: ReadonlyMap<string, PeerHost>, self: string): Map<string, PeerEntry> {
+  const out = new Map<string, PeerEntry>();
+  const at = new Map<string, string>();
+  const byIp = new Map<string, string>();
+  let conflicts = false;
   for (const ep of endpoints) {
-    if (ep.hostId === self || ep.driver !== 'overlay') continue;
+    if (ep.hostId === self) continue;
     const host = hosts.get(ep.hostId);
     if (!host?.advertise) continue;
-    const peer = peerOf(ep);
-    if (!peer) continue;
-    const { mac, ips } = peer;
-    const prev = out.get(mac);
-    if (prev && prev.at > ep.createdAt) continue;
-    out.set(mac, { e: { mac, vtep: host.advertise, port: host.port, ips }, at: ep.createdAt });
+    const prev = at.get(ep.mac);
+    if (prev !== undefined) {
+      conflicts = true;
+      if (prev > ep.createdAt) continue;
+    }
+    out.set(ep.mac, { mac: ep.mac, vtep: host.advertise, port: host.port, ips: ep.ips });
+    at.set(ep.mac, ep.createdAt);
+    for (const ip of ep.ips) {
+      const holder = byIp.get(ip);
+      if (holder !== undefined && holder !== ep.mac) conflicts = true;
+      byIp.set(ip, ep.mac);
+    }
   }
-  // One IP → one MAC: when two entries claim an address, the later-created one has it.
-  const byIp = new Map<string, string>();
-  const entries = [...out.values()].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-  for (const { e } of entries) for (const ip of e.ips) byIp.set(ip, e.mac);
-  const result = new Map<string, PeerEntry>();
-  for (const { e } of entries) result.set(e.mac, { ...e, ips: e.ips.filter((ip) => byIp.get(ip) === e.mac) });
-  return result;
+  if (!conflicts) return out;
+  // One IP → one MAC: the later-created claimant keeps it.
+  byIp.clear();
+  for (const [mac, e] of out) {
+    for (const ip of e.ips) {
+      const holder = byIp.get(ip);
+      if (holder === undefined || at.get(holder)! <= at.get(mac)!) byIp.set(ip, mac);
+    }
+  }
+  for (const [mac, e] of out) out.set(mac, { ...e, ips: e.ips.filter((ip) => byIp.get(ip) === mac) });
+  return out;
 }
 
 function sameEntry(have: InstalledPeer, want: PeerEntry): boolean {

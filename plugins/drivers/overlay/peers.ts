@@ -5,9 +5,9 @@
 import { keys, lastSegment } from '../../../store/keys.js';
 import type { Store, WatchEvent, Watcher } from '../../../store/types.js';
 import { silentLogger, type DriverLogger } from '../common/log.js';
-import { decodeEndpointRecord, type EndpointRecord } from '../common/records.js';
+import { decodeEndpointRecord } from '../common/records.js';
 import { decodeHost, type PeerHost } from './hosts.js';
-import { asInstalled, desiredEntries, diffEntries, diffSize, type InstalledPeer, type LocalNetwork, type PeerTable } from './peer-entries.js';
+import { asInstalled, desiredEntries, diffEntries, diffSize, peerOf, type InstalledPeer, type LocalNetwork, type PeerEndpoint, type PeerTable } from './peer-entries.js';
 
 export interface PeerProgrammerOptions {
   store: Store;
@@ -24,7 +24,8 @@ export interface PeerProgrammerOptions {
 
 interface NetState {
   local: LocalNetwork;
-  endpoints: Map<string, EndpointRecord>;
+  /** Endpoint id → what programming needs of it (records that cannot be programmed are absent). */
+  endpoints: Map<string, PeerEndpoint>;
   watcher?: Watcher;
   /** What the table holds; undefined = unknown (read it before diffing). */
   installed?: Map<string, InstalledPeer>;
@@ -247,11 +248,14 @@ export class PeerProgrammer {
   }
 
   private putEndpoint(st: NetState, key: string, value: string): void {
+    const id = lastSegment(key);
     try {
-      st.endpoints.set(lastSegment(key), decodeEndpointRecord(value, key));
+      const peer = peerOf(decodeEndpointRecord(value, key));
+      if (peer) st.endpoints.set(id, peer);
+      else st.endpoints.delete(id);
     } catch (err) {
       this.log.error({ key, err: (err as Error).message }, 'skipping unreadable endpoint record');
-      st.endpoints.delete(lastSegment(key));
+      st.endpoints.delete(id);
     }
   }
 
