@@ -9,7 +9,6 @@ import { cidr as cidrMath } from '../../ipam/index.js';
 import { isExists } from '../../netlink/index.js';
 import type { Firewall } from '../../proxy/firewall.js';
 import type { Store } from '../../store/types.js';
-import { checkBridgeAttachment } from './bridge-check.js';
 import { bridgeEndpointId, bridgeNetworkId, parseTsbridgeConf, type TsbridgeConf } from './bridge-conf.js';
 import { confString, DEFAULT_STORE_URL, withStore, type CniContext } from './context.js';
 import { CniError, ErrorCode, invalidConfig } from './errors.js';
@@ -70,8 +69,14 @@ export class TsbridgeHandlers implements PluginHandlers {
     this.log = { debug: () => {}, info: () => {}, warn, error: warn };
   }
 
+  /** Drivers without a firewall are kept per store: a daemon's keeps its bridge ifindex cache. */
+  private readonly drivers = new WeakMap<Store, BridgeDriver>();
+
   private async driver(store: Store, firewall?: Firewall): Promise<BridgeDriver> {
-    return new BridgeDriver({ kernel: await this.ctx.kernel(), store, hostId: this.ctx.hostId, log: this.log, ...(firewall ? { firewall } : {}) });
+    if (!firewall && this.drivers.has(store)) return this.drivers.get(store)!;
+    const drv = new BridgeDriver({ kernel: await this.ctx.kernel(), store, hostId: this.ctx.hostId, log: this.log, ...(firewall ? { firewall } : {}) });
+    if (!firewall) this.drivers.set(store, drv);
+    return drv;
   }
 
   private ids(req: CniRequest): { networkId: string; endpointId: string } {
@@ -209,6 +214,7 @@ export class TsbridgeHandlers implements PluginHandlers {
     const { networkId, endpointId } = this.ids(req);
     await withStore(this.ctx, conf.store, async (store) => {
       const drv = await this.driver(store);
+      const { checkBridgeAttachment } = await import('./bridge-check.js');
       await checkBridgeAttachment({ kernel: await this.ctx.kernel(), drv, req, networkId, endpointId });
       await new IpamRunner(this.ctx, req).run('CHECK');
     });

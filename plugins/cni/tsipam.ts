@@ -1,7 +1,7 @@
 // The tsipam CNI IPAM plugin's spec and main: light on purpose (protocol modules only);
 // the IPAM, the store and SQLite load only when no daemon takes the request.
 import { DEFAULT_DAEMON_SOCKET, type CniContext } from './context.js';
-import { runPlugin, type CniRequest, type PluginSpec } from './skel.js';
+import { runPlugin, type CniRequest, type PluginHandlers, type PluginSpec } from './skel.js';
 
 /** Where a request for a plugin with this config goes: `ipam.daemonSocket`, the plugin's `daemonSocket`, or the default. */
 export function daemonSocketOf(req: Pick<CniRequest, 'conf'>, ipamFirst = false): string {
@@ -17,13 +17,16 @@ export function daemonSocketOf(req: Pick<CniRequest, 'conf'>, ipamFirst = false)
  * otherwise runs standalone against the store.
  */
 export function tsipamSpec(ctx?: CniContext): PluginSpec {
+  let loaded: Promise<PluginHandlers> | undefined;
   const spec: PluginSpec = {
     name: 'tsipam',
     about: 'tsipam: tsoverlay IPAM CNI plugin (host-local compatible ranges, allocations in the tsoverlay store)',
-    handlers: async () => {
-      const { createTsipamHandlers } = await import('./tsipam-handlers.js');
-      return createTsipamHandlers(ctx ?? (await import('./standalone.js')).standaloneContext());
-    },
+    // Loaded once: a daemon keeps the handlers (and their caches) across requests.
+    handlers: () =>
+      (loaded ??= (async () => {
+        const { createTsipamHandlers } = await import('./tsipam-handlers.js');
+        return createTsipamHandlers(ctx ?? (await import('./standalone.js')).standaloneContext());
+      })()),
   };
   if (!ctx) spec.daemonSocket = (req) => daemonSocketOf(req, true);
   return spec;

@@ -1,0 +1,210 @@
+// Benchmark: tsbridge+tsipam vs the reference bridge+host-local (Debian containernetworking-
+// plugins), same options, each ADD/DEL a separate executable run on a fresh container
+// namespace inside a bench host namespace, interleaved. Also: tsbridge handed off to a daemon
+// (a hand-off server run by this script in the host namespace), 100 concurrent ADDs, VERSION.
+// Run: npx tsx bench/cni.ts  (uses dist/ when built and fresh, else tsx wrappers; says which).
+// Env: CNI_BENCH_N (rounds, default 20), CNI_BENCH_CONCURRENT (default 100). Builds nothing.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const REF = '/usr/lib/cni';
+const N = Number(process.env.CNI_BENCH_N ?? 20);
+const CONCURRENT = Number(process.env.CNI_BENCH_CONCURRENT ?? 100);
+const PLUGINS = ['tsbridge', 'tsipam', 'tsportmap', 'tshost'];
+
+function sh(cmd: string, args: string[], input?: string, env?: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const c = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env ?? process.env });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    c.on('error', reject);
+    c.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr, ms: performance.now() - t0 }));
+    c.stdin.on('error', () => {});
+    c.stdin.end(input ?? '');
+  });
+}
+
+async function must(cmd: string, args: string[]): Promise<void> {
+  const r = await sh(cmd, args);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr.trim()}`);
+}
+
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const ms = (x: number) => `${x.toFixed(1)} ms`;
+
+/** Our executables: dist/ when built and newer than the CNI sources, else tsx wrappers. */
+function ourBin(dir: string): string {
+  const fresh = PLUGINS.every((p) => {
+    const out = join(ROOT, 'dist', 'bin', `${p}.js`);
+    const h = join(ROOT, 'dist', 'plugins', 'cni', `${p}-handlers.js`);
+    return existsSync(out) && existsSync(h) && statSync(h).mtimeMs >= statSync(join(ROOT, 'plugins', 'cni', `${p}-handlers.ts`)).mtimeMs;
+  });
+  const loader = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+  for (const p of PLUGINS) {
+    const cmd = fresh ? `exec '${process.execPath}' '${join(ROOT, 'dist', 'bin', `${p}.js`)}'` : `exec '${process.execPath}' --import='${loader}' '${join(ROOT, 'bin', `${p}.ts`)}'`;
+    writeFileSync(join(dir, p), `#!/bin/sh\n${cmd} "$@"\n`);
+    chmodSync(join(dir, p), 0o755);
+  }
+  console.log(`our plugins: ${fresh ? 'compiled JS from dist/ (fresh)' : 'TypeScript through tsx (dist/ missing or stale: run npm run build for fair figures)'}`);
+  return dir;
+}
+
+interface Setup {
+  host: string;
+  work: string;
+  bin: string;
+  prefix: string;
+  made: string[];
+}
+
+async function netns(s: Setup, name: string): Promise<string> {
+  const full = `${s.prefix}-${name}`;
+  await must('ip', ['netns', 'add', full]);
+  s.made.push(full);
+  await must('ip', ['-n', full, 'link', 'set', 'lo', 'up']);
+  return `/var/run/netns/${full}`;
+}
+
+function call(s: Setup, file: string, command: string, conf: object, id: string, ns?: string) {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_IFNAME: 'eth0', CNI_PATH: `${s.bin}:${REF}` };
+  if (ns) env.CNI_NETNS = ns;
+  return sh('nsenter', [`--net=/var/run/netns/${s.host}`, '--', file], JSON.stringify(conf), env);
+}
+
+function confs(s: Setup, ipMasq: boolean, tag: string, daemonSocket: string) {
+  const o = ipMasq ? 1 : 0;
+  return {
+    ours: { cniVersion: '1.0.0', name: `b-ours-${tag}`, type: 'tsbridge', bridge: `tsb${tag}`, isGateway: true, ipMasq, store: `sqlite://${join(s.work, 'store.db')}`, daemonSocket,
+      ipam: { type: 'tsipam', ranges: [[{ subnet: `10.${180 + o}.0.0/16` }]], routes: [{ dst: '0.0.0.0/0' }] } },
+    ref: { cniVersion: '1.0.0', name: `b-ref-${tag}`, type: 'bridge', bridge: `ref${tag}`, isGateway: true, ipMasq,
+      ipam: { type: 'host-local', ranges: [[{ subnet: `10.${190 + o}.0.0/16` }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(s.work, 'host-local') } },
+  };
+}
+
+type Series = Record<string, { add: number[]; del: number[] }>;
+
+async function rounds(s: Setup, ipMasq: boolean, daemonSock: string | undefined, series: Series): Promise<void> {
+  const tag = `${ipMasq ? 'm' : 'n'}${daemonSock ? 'd' : 's'}`;
+  const c = confs(s, ipMasq, tag, daemonSock ?? join(s.work, 'no-daemon.sock'));
+  const kinds: Array<[string, string, object]> = [
+    [`tsbridge+tsipam${daemonSock ? ' (daemon)' : ''}`, join(s.bin, 'tsbridge'), c.ours],
+    ['bridge+host-local', join(REF, 'bridge'), c.ref],
+  ];
+  // Warm-up (creates the bridges, first-use costs) is not counted.
+  for (let i = -1; i < N; i++) {
+    const order = i % 2 === 0 ? kinds : [...kinds].reverse();
+    for (const [label, file, conf] of order) {
+      const id = `${tag}${label.length}r${i + 1}`;
+      const ns = await netns(s, id);
+      const add = await call(s, file, 'ADD', conf, id, ns);
+      if (add.code !== 0) throw new Error(`${label} ADD: ${add.stdout}${add.stderr}`);
+      const del = await call(s, file, 'DEL', conf, id, ns);
+      if (del.code !== 0) throw new Error(`${label} DEL: ${del.stdout}${del.stderr}`);
+      if (i < 0) continue;
+      const key = `${label}, ipMasq ${ipMasq ? 'on' : 'off'}`;
+      (series[key] ??= { add: [], del: [] }).add.push(add.ms);
+      series[key]!.del.push(del.ms);
+    }
+  }
+}
+
+async function concurrent(s: Setup, label: string, file: string, conf: object): Promise<number> {
+  const ids = Array.from({ length: CONCURRENT }, (_, i) => `cc${label}${i}`);
+  const nss = await Promise.all(ids.map((id) => netns(s, id)));
+  const t0 = performance.now();
+  const res = await Promise.all(ids.map((id, i) => call(s, file, 'ADD', conf, id, nss[i])));
+  const wall = performance.now() - t0;
+  const failed = res.filter((r) => r.code !== 0);
+  if (failed.length) throw new Error(`${label}: ${failed.length} concurrent ADDs failed: ${failed[0]!.stdout}${failed[0]!.stderr}`);
+  await Promise.all(ids.map((id, i) => call(s, file, 'DEL', conf, id, nss[i])));
+  return wall;
+}
+
+/** The daemon's side for the hand-off mode: run in the host namespace by this same script. */
+async function serve(sock: string, storeUrl: string): Promise<void> {
+  const { openStore } = await import('../store/open.js');
+  const { Kernel } = await import('../netlink/index.js');
+  const { Firewall } = await import('../proxy/firewall.js');
+  const { HostPortAllocator } = await import('../proxy/allocator.js');
+  const { serveHandOff } = await import('../plugins/cni/handoff-server.js');
+  const { cniPluginSpecs, daemonCniContext } = await import('../plugins/cni/specs.js');
+  const store = await openStore(storeUrl);
+  const firewall = new Firewall({ allocator: new HostPortAllocator({ hostId: hostname(), store }) });
+  await firewall.init();
+  const specs = cniPluginSpecs(daemonCniContext({ hostId: hostname(), store, storeUrl, kernel: new Kernel(), firewall, warn: (m) => process.stderr.write(`${m}\n`) }));
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (d: Buffer) => chunks.push(d));
+    req.on('end', async () => {
+      const out = await serveHandOff(JSON.parse(Buffer.concat(chunks).toString('utf8')), (n) => specs[n as keyof typeof specs]);
+      res.writeHead(out.status, { 'content-type': 'application/json' }).end(JSON.stringify(out.body));
+    });
+  });
+  server.listen(sock, () => process.stdout.write('ready\n'));
+  process.on('SIGTERM', () => server.close(() => process.exit(0)));
+}
+
+async function startDaemon(s: Setup, storeUrl: string): Promise<{ sock: string; stop: () => void }> {
+  const sock = join(s.work, 'daemon.sock');
+  const loader = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+  const child = spawn('nsenter', [`--net=/var/run/netns/${s.host}`, '--', process.execPath, `--import=${loader}`, fileURLToPath(import.meta.url), '--serve', sock, storeUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`hand-off server exited ${code}`)));
+  });
+  return { sock, stop: () => child.kill('SIGTERM') };
+}
+
+async function main(): Promise<void> {
+  if (process.argv[2] === '--serve') return serve(process.argv[3]!, process.argv[4]!);
+  const work = mkdtempSync(join(tmpdir(), 'tsob-cni-'));
+  const prefix = `tsob-${Math.random().toString(16).slice(2, 8)}`;
+  const s: Setup = { host: `${prefix}-h`, work, bin: '', prefix, made: [] };
+  let daemon: { stop: () => void } | undefined;
+  try {
+    await netns(s, 'h');
+    const binDir = join(work, 'bin');
+    await must('mkdir', ['-p', binDir]);
+    s.bin = ourBin(binDir);
+    const v = { ours: [] as number[], ref: [] as number[] };
+    for (let i = 0; i < 20; i++) {
+      v.ours.push((await call(s, join(s.bin, 'tsbridge'), 'VERSION', { cniVersion: '1.0.0' }, 'v')).ms);
+      v.ref.push((await call(s, join(REF, 'bridge'), 'VERSION', { cniVersion: '1.0.0' }, 'v')).ms);
+    }
+    console.log(`VERSION p50: tsbridge ${ms(pct(v.ours, 50))}, reference bridge ${ms(pct(v.ref, 50))}`);
+    const series: Series = {};
+    for (const ipMasq of [false, true]) await rounds(s, ipMasq, undefined, series);
+    const d = await startDaemon(s, `sqlite://${join(work, 'store.db')}`);
+    daemon = d;
+    for (const ipMasq of [false, true]) await rounds(s, ipMasq, d.sock, series);
+    console.log(`\n${N} rounds each, fresh namespace per ADD, interleaved (p50 / p95):`);
+    for (const [k, x] of Object.entries(series)) console.log(`  ${k.padEnd(48)} ADD ${ms(pct(x.add, 50))} / ${ms(pct(x.add, 95))}   DEL ${ms(pct(x.del, 50))} / ${ms(pct(x.del, 95))}`);
+    for (const ipMasq of [false, true]) {
+      const ref = series[`bridge+host-local, ipMasq ${ipMasq ? 'on' : 'off'}`]!;
+      for (const mode of ['', ' (daemon)']) {
+        const o = series[`tsbridge+tsipam${mode}, ipMasq ${ipMasq ? 'on' : 'off'}`]!;
+        console.log(`  ratio${mode || ' (standalone)'}, ipMasq ${ipMasq ? 'on ' : 'off'}: ADD ${(pct(o.add, 50) / pct(ref.add, 50)).toFixed(2)}× (goal ≤ 1.5)  DEL ${(pct(o.del, 50) / pct(ref.del, 50)).toFixed(2)}× (goal ≤ 1.0)`);
+      }
+    }
+    const c = confs(s, true, 'cc', join(work, 'no-daemon.sock'));
+    const cd = confs(s, true, 'cd', d.sock);
+    const wOurs = await concurrent(s, 'o', join(s.bin, 'tsbridge'), c.ours);
+    const wDaemon = await concurrent(s, 'd', join(s.bin, 'tsbridge'), cd.ours);
+    const wRef = await concurrent(s, 'r', join(REF, 'bridge'), c.ref);
+    console.log(`\n${CONCURRENT} concurrent ADDs (ipMasq on), wall: tsbridge ${ms(wOurs)} (${(wOurs / wRef).toFixed(2)}×), via daemon ${ms(wDaemon)} (${(wDaemon / wRef).toFixed(2)}×), reference ${ms(wRef)} (goal ≤ 0.5×)`);
+  } finally {
+    daemon?.stop();
+    for (const n of s.made.reverse()) await sh('ip', ['netns', 'delete', n]);
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
