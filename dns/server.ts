@@ -85,6 +85,8 @@ export class DnsServer {
   private readonly resolv?: ResolvConfWatcher;
   private readonly fixedUpstreams?: Upstream[];
   private listenVersion = 0;
+  private binding: Promise<void> = Promise.resolve();
+  private readonly bindFailures = new Set<string>();
   private memo: { list?: Upstream[]; listeners: number; result: Upstream[] } = { listeners: -1, result: [] };
   private retryTimer?: NodeJS.Timeout;
   private stopped = false;
@@ -151,18 +153,33 @@ export class DnsServer {
     await Promise.all(ls.map(closeListener));
   }
 
-  private async bindMissing(strict: boolean): Promise<void> {
+  /** Bind wanted addresses not bound yet; runs one at a time (retries and setListen interleave). */
+  private bindMissing(strict: boolean): Promise<void> {
+    const run = this.binding.then(() => this.bindMissingNow(strict));
+    this.binding = run.catch(() => undefined);
+    return run;
+  }
+
+  private async bindMissingNow(strict: boolean): Promise<void> {
     let missing = false;
     for (const want of this.wanted) {
-      if (this.listeners.has(id(want)) || this.stopped) continue;
+      const k = id(want);
+      if (this.listeners.has(k) || this.stopped) continue;
       try {
         const l = await this.bind(want);
-        this.listeners.set(id(want), l);
+        if (this.stopped || !this.wanted.some((w) => id(w) === k)) {
+          await closeListener(l);
+          continue;
+        }
+        this.listeners.set(k, l);
         this.listenVersion++;
+        this.bindFailures.delete(k);
       } catch (err) {
         if (strict) throw err;
         missing = true;
-        this.opts.log?.('dns: cannot listen yet, will retry', { listen: id(want), error: (err as Error).message });
+        // Logged once per address until it binds (a gateway may take a while to appear).
+        if (!this.bindFailures.has(k)) this.opts.log?.('dns: cannot listen yet, will retry', { listen: k, error: (err as Error).message });
+        this.bindFailures.add(k);
       }
     }
     clearTimeout(this.retryTimer);
