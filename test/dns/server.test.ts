@@ -183,3 +183,15 @@ test('forwarding: an upstream reply too big for the client is sent as TC; TCP cl
   t.true(big.received.some((q) => q.tcp), 'retried upstream over TCP');
   t.is(m.rcode, RCODE.NOERROR);
 });
+
+test('IPv6: listening on ::1 over UDP and TCP', async (t) => {
+  const c = await start(t, { listen: [{ host: '::1', port: 0 }] });
+  await c.writer.put(keys.endpoint('n1', 'e6'), endpoint('e6', 'six', ['fd07::6/64', '10.7.0.6/24']));
+  const seen = await until(async () => {
+    const r = await udpAsk('::1', c.port, buildQuery('six', T.AAAA), { timeoutMs: 500 });
+    return r && decodeMessage(r)!.answers.length > 0;
+  }, 2000);
+  t.truthy(seen.value);
+  t.deepEqual((await dig(['@::1', '-p', String(c.port), '+tcp', 'six', 'AAAA'])).answers, ['AAAA fd07::6']);
+  t.deepEqual((await dig(['@::1', '-p', String(c.port), '-x', 'fd07::6'])).answers, ['PTR six.front.tsoverlay.']);
+});
