@@ -3,6 +3,7 @@
 // a message naming key and value; unknown option keys are ignored and logged.
 import * as cidr from '../../../ipam/cidr.js';
 import { validateIfName, validateMac } from '../../../netlink/index.js';
+import { objectName } from '../../../proxy/validate.js';
 import { invalidConfig } from '../common/errors.js';
 import { silentLogger, type DriverLogger } from '../common/log.js';
 import { shortHash } from '../common/naming.js';
@@ -18,7 +19,7 @@ export const BRIDGE_DEFAULTS = Object.freeze({ mtu: 1500, icc: true, masquerade:
 
 /** What a front end hands to createNetwork: addresses already allocated by the IPAM. */
 export interface BridgeNetworkInput {
-  /** Network id (Docker network ID, CNI network name); any text up to 255 characters. */
+  /** Network id (Docker network ID, CNI network name): 1–128 of [A-Za-z0-9_.:@-], alphanumeric first. */
   id: string;
   name?: string;
   /** Subnets with their gateway (bare IP, or address/prefix as Docker sends it). */
@@ -83,6 +84,19 @@ export interface EndpointConfig {
   exposed: ExposedPortRecord[];
 }
 
+/**
+ * Network and endpoint ids name firewall rules and published ports (proxy/validate objectName):
+ * refuse here what the firewall would refuse, before any bridge or veth is made.
+ */
+function ruleId(key: string, v: unknown): string {
+  const id = checkId(key, v);
+  try {
+    return objectName(id, key);
+  } catch {
+    throw invalidConfig(key, v, 'expected 1–128 characters of [A-Za-z0-9_.:@-], starting with a letter or digit');
+  }
+}
+
 function bridgeName(key: string, v: unknown): string {
   if (typeof v === 'string' && v.includes('/')) throw invalidConfig(key, v, "must not contain '/'");
   try {
@@ -135,7 +149,7 @@ function parseSubnet(i: number, s: unknown): SubnetConfig {
 /** Parse the network-level fields (everything but options). */
 function parseNetworkFields(input: BridgeNetworkInput): Pick<BridgeNetworkConfig, 'id' | 'name' | 'subnets' | 'internal' | 'ipv6'> {
   if (typeof input !== 'object' || input === null) throw invalidConfig('network', input, 'expected an object');
-  const id = checkId('id', input.id);
+  const id = ruleId('id', input.id);
   const name = checkName('name', input.name);
   if (!Array.isArray(input.subnets) || input.subnets.length === 0) throw invalidConfig('subnets', input.subnets, 'at least one subnet is required');
   const subnets = input.subnets.map((s, i) => parseSubnet(i, s));
@@ -173,6 +187,8 @@ export function parseBridgeNetwork(input: BridgeNetworkInput, log: DriverLogger 
     options,
   };
   if (options.hostBindingIpv4 !== undefined) cfg.hostBindingIpv4 = ipv4('hostBindingIpv4', options.hostBindingIpv4);
+  // The kernel turns IPv6 off on a link below IPV6_MIN_MTU: the gateway could not be added.
+  if (cfg.ipv6 && cfg.mtu < 1280) throw invalidConfig('mtu', options.mtu, 'an IPv6 network needs an MTU of at least 1280');
   // An internal network never leaves the host: masquerading it would contradict that.
   if (cfg.internal) cfg.masquerade = false;
   return cfg;
@@ -223,7 +239,7 @@ export function configFromRecord(rec: NetworkRecord): BridgeNetworkConfig {
 /** Validate an endpoint input against its network's subnets. */
 export function parseEndpoint(input: EndpointInput, net: BridgeNetworkConfig): EndpointConfig {
   if (typeof input !== 'object' || input === null) throw invalidConfig('endpoint', input, 'expected an object');
-  const id = checkId('endpoint id', input.id);
+  const id = ruleId('endpoint id', input.id);
   if (!Array.isArray(input.addresses) || input.addresses.length === 0) {
     throw invalidConfig('addresses', input.addresses, 'at least one allocated address is required');
   }
