@@ -64,17 +64,27 @@ export class BridgeKernel {
    * we create carries our link group; an existing bridge of another group is used but not owned.
    */
   async ensureNetwork(cfg: BridgeNetworkConfig): Promise<EnsureNetworkOutcome> {
+    const existing = await this.host.link(cfg.bridge);
+    if (existing && existing.kind !== 'bridge') {
+      throw new DriverError('invalid-config', `invalid bridge ${JSON.stringify(cfg.bridge)}: an interface of kind ${existing.kind ?? 'plain'} has this name`, { field: 'bridge', value: cfg.bridge });
+    }
     const { link: first, created } = await this.host.ensureBridge(cfg.bridge, { mtu: cfg.mtu, group: this.groups.bridge, up: true });
     this.bridgeIndex.set(cfg.bridge, first.index);
-    await this.applyNetworkSysctls(cfg);
-    const have = new Set((await this.host.addresses({ dev: cfg.bridge })).map((a) => a.cidr));
-    const want = cfg.subnets.flatMap((s) => (s.gateway ? [{ cidr: `${s.gateway}/${s.prefixLen}`, family: s.family }] : []));
-    const missing = want.filter((w) => !have.has(w.cidr));
-    if (missing.length > 0) {
-      // IPv6 gateways skip DAD: the address is allocated, and a tentative gateway would delay joins.
-      await this.host.batch((b) => missing.forEach((m) => b.addrReplace(cfg.bridge, m.cidr, { noDad: m.family === 6 })));
+    try {
+      await this.applyNetworkSysctls(cfg);
+      const have = new Set((await this.host.addresses({ dev: cfg.bridge })).map((a) => a.cidr));
+      const want = cfg.subnets.flatMap((s) => (s.gateway ? [{ cidr: `${s.gateway}/${s.prefixLen}`, family: s.family }] : []));
+      const missing = want.filter((w) => !have.has(w.cidr));
+      if (missing.length > 0) {
+        // IPv6 gateways skip DAD: the address is allocated, and a tentative gateway would delay joins.
+        await this.host.batch((b) => missing.forEach((m) => b.addrReplace(cfg.bridge, m.cidr, { noDad: m.family === 6 })));
+      }
+      return { bridgeCreated: created, addressesAdded: missing.map((m) => m.cidr), link: first };
+    } catch (err) {
+      // The caller only learns what was made from the outcome: a bridge made here goes again here.
+      if (created) await this.deleteBridge(cfg.bridge).catch((e: Error) => this.log.warn({ network: cfg.id, err: e.message }, 'rollback: bridge not removed'));
+      throw err;
     }
-    return { bridgeCreated: created, addressesAdded: missing.map((m) => m.cidr), link: first };
   }
 
   private async applyNetworkSysctls(cfg: BridgeNetworkConfig): Promise<void> {
