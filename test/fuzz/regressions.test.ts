@@ -5,10 +5,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, resolveConfig } from '../../daemon/config.js';
+import { DEFAULT_LINK_GROUPS } from '../../plugins/drivers/bridge/bridge.js';
+import { BridgeKernel } from '../../plugins/drivers/bridge/bridge-kernel.js';
+import { parseBridgeNetwork } from '../../plugins/drivers/bridge/config.js';
+import { silentLogger } from '../../plugins/drivers/common/log.js';
 import { startPluginServer } from '../../plugins/libnetwork/server.js';
 import { StoreError } from '../../store/errors.js';
 import { parseStoreUrl } from '../../store/url.js';
 import { MemoryDriver, MemoryIpam, Recorder } from '../libnetwork/fixtures/memory-backends.js';
+import { bridgeEnv } from '../drivers/fixture.js';
 import { callPlugin } from '../libnetwork/plugin-client.js';
 
 const NET = 'a'.repeat(64);
@@ -97,4 +102,35 @@ test('store URLs: the password is redacted in the reason too, and every occurren
     const err = t.throws(() => parseStoreUrl(url), { instanceOf: StoreError });
     t.false(err!.message.includes('s3cret'), err!.message);
   }
+});
+
+// fuzz bridge seed 20250611 case 5: id "é" passed the driver, the firewall refused it after the
+// bridge was made (invalid-name, rolled back). Refused up front now, as invalid-config.
+test('bridge: ids the firewall cannot name, and IPv6 below MTU 1280, are invalid-config before any work', (t) => {
+  const net = { subnets: [{ subnet: '10.9.0.0/24' }] };
+  for (const id of ['é', 'a b', 'x'.repeat(129), '-x', 'a/b']) {
+    const err = t.throws(() => parseBridgeNetwork({ ...net, id }));
+    t.like(err, { code: 'invalid-config' });
+  }
+  t.is(parseBridgeNetwork({ ...net, id: 'cni:host-1:net1' }).id, 'cni:host-1:net1');
+  const v6 = { id: 'v6', subnets: [{ subnet: 'fd00::/64' }] };
+  const small = t.throws(() => parseBridgeNetwork({ ...v6, options: { mtu: 1279 } }));
+  t.like(small, { code: 'invalid-config' });
+  t.regex(small!.message, /IPv6 network needs an MTU of at least 1280/);
+  t.is(parseBridgeNetwork({ ...v6, options: { mtu: 1280 } }).mtu, 1280);
+});
+
+// fuzz bridge seed 20250611 cases 88, 95, 96: a failure after the bridge was made (the IPv6
+// sysctl of a link below 1280) left the bridge behind; case 74: a veth's name as `bridge` was a
+// bare EEXIST KernelError.
+test('bridge: a failing ensureNetwork removes the bridge it made; a non-bridge link name is invalid-config', async (t) => {
+  const env = await bridgeEnv(t, 'fzreg');
+  const k = new BridgeKernel(env.k, env.host.path, DEFAULT_LINK_GROUPS, silentLogger);
+  const cfg = { ...parseBridgeNetwork({ id: 'v6', subnets: [{ subnet: 'fd00::/64', gateway: 'fd00::1' }], options: { bridge: 'fzreg0' } }), mtu: 1200 };
+  await t.throwsAsync(k.ensureNetwork(cfg), { code: 'ENOENT' });
+  t.is(await env.h.link('fzreg0'), null);
+  await env.host.ip('link', 'add', 'fzveth0', 'type', 'veth', 'peer', 'name', 'fzveth1');
+  const err = await t.throwsAsync(env.driver.createNetwork({ id: 'n1', subnets: [{ subnet: '10.9.0.0/24' }], options: { bridge: 'fzveth0' } }));
+  t.like(err, { code: 'invalid-config', kind: 'bad-request' });
+  t.is((await env.h.link('fzveth0'))?.kind, 'veth');
 });
