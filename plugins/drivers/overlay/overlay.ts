@@ -243,8 +243,8 @@ export class OverlayDriver {
    */
   async join(networkId: string, endpointId: string, target: JoinTarget): Promise<JoinResult> {
     const { joiner } = await this.ready();
-    const cfg = this.configOf(await this.requireNetwork(networkId));
-    const ep = await this.requireEndpoint(networkId, endpointId);
+    const [net, ep] = await Promise.all([this.requireNetwork(networkId), this.requireEndpoint(networkId, endpointId)]);
+    const cfg = this.configOf(net);
     checkTarget(target);
     if (ep.hostId !== this.host.hostId) throw new DriverError('endpoint-exists', `endpoint ${endpointId} belongs to host ${ep.hostId}`);
     if (ep.sandbox) throw new DriverError('endpoint-joined', `endpoint ${endpointId} is already joined (${ep.sandbox.mode})`);
