@@ -9,7 +9,7 @@ export interface EndpointView {
   id: string;
   networkId: string;
   hostId?: string;
-  /** Groups a container's endpoints on several networks (containerId, else sandboxKey). */
+  /** Groups a container's endpoints on several networks (containerId, else the sandbox's netns path). */
   containerId?: string;
   /** Name keys the endpoint answers to, the primary (PTR target) first. */
   names: string[];
@@ -87,8 +87,11 @@ function addrs(values: unknown[]): Addr[] {
 export function parseEndpoint(json: string, keyNetworkId: string, keyEndpointId: string): EndpointView | undefined {
   const o = obj(json);
   if (!o) return undefined;
-  const containerId = str(o.containerId) ?? str(o.sandboxKey);
-  const shortId = containerId && /^[0-9a-f]{12,}$/i.test(containerId) ? containerId.slice(0, 12) : undefined;
+  const cid = str(o.containerId);
+  const sandbox = (typeof o.sandbox === 'object' && o.sandbox !== null ? o.sandbox : {}) as Obj;
+  // Docker's remote API gives no container id, but every endpoint of a container joins the same netns.
+  const containerId = cid ?? str(o.sandboxKey) ?? str(sandbox.netnsPath);
+  const shortId = cid && /^[0-9a-f]{12,}$/i.test(cid) ? cid.slice(0, 12).toLowerCase() : undefined;
   const candidates = [o.name, o.hostname, ...list(o.names), ...list(o.aliases), shortId];
   const names: string[] = [];
   for (const c of candidates) {

@@ -183,3 +183,25 @@ test('standalone scopes: everyone sees every network; recursion only for loopbac
   t.is((await ask('10.2.0.77', 'example.com', T.A)).rcode, RCODE.SERVFAIL, 'in a non-internal subnet');
   t.is((await ask('10.3.0.2', 'example.com', T.A)).rcode, RCODE.REFUSED, 'endpoint on an internal network');
 });
+
+test('the drivers\' endpoint records: names[] first is the PTR target; Docker endpoints grouped by sandbox netns', async (t) => {
+  const index = indexWith({
+    networks: [
+      { id: 'd1', name: 'dn1', driver: 'tsbridge', scope: 'local', subnets: ['10.50.0.0/24'], gateways: ['10.50.0.1'], internal: false, options: {} },
+      { id: 'd2', name: 'dn2', driver: 'tsbridge', scope: 'local', subnets: ['10.51.0.0/24'], gateways: ['10.51.0.1'], internal: false, options: {} },
+    ],
+    endpoints: [
+      { id: 'x1', networkId: 'd1', hostId: 'h1', driver: 'tsbridge', names: ['app', 'app-host'], aliases: ['svc'], addresses: ['10.50.0.2/24'], ports: [], exposed: [], sandbox: { mode: 'engine', netnsPath: '/var/run/docker/netns/abc', joinedAt: '' }, createdAt: '' },
+      { id: 'x2', networkId: 'd2', hostId: 'h1', driver: 'tsbridge', names: ['app'], aliases: [], addresses: ['10.51.0.2/24'], ports: [], exposed: [], sandbox: { mode: 'engine', netnsPath: '/var/run/docker/netns/abc', joinedAt: '' }, createdAt: '' },
+      { id: 'x3', networkId: 'd2', hostId: 'h1', driver: 'tsbridge', names: ['other'], aliases: [], addresses: ['10.51.0.3/24'], ports: [], exposed: [], createdAt: '' },
+    ],
+  });
+  const server = new DnsServer({ index, scopes: new EndpointScopes(index, { hostId: 'h1' }), listen: [], upstreams: [] });
+  t.teardown(() => server.stop());
+  const ask = async (name: string, type: number) =>
+    decodeMessage((await server.responder.respond(buildQuery(name, type), { address: '10.50.0.2', local: '10.50.0.1', tcp: false }))!)!;
+  t.deepEqual((await ask('2.0.50.10.in-addr.arpa', T.PTR)).answers.map((a) => a.data), ['app.dn1.tsoverlay']);
+  t.deepEqual((await ask('app-host', T.A)).answers.map((a) => a.data), ['10.50.0.2']);
+  t.deepEqual((await ask('svc.dn1.tsoverlay', T.A)).answers.map((a) => a.data), ['10.50.0.2']);
+  t.deepEqual((await ask('other', T.A)).answers.map((a) => a.data), ['10.51.0.3'], 'the container is also on d2 (same netns)');
+});
