@@ -1,6 +1,7 @@
 // Running tsoverlay's CNI plugins like a runtime does: a CNI_PATH directory with one
 // executable per plugin (a small sh wrapper running bin/<plugin>.ts through tsx, so no
 // build is needed), the reference plugins after it, env + stdin per call.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,16 +24,46 @@ export async function tempDir(t: Teardown, tag = 'cni'): Promise<string> {
   return dir;
 }
 
+/** The source folders tsc compiles (tsconfig "include"). */
+const SOURCE_DIRS = ['netlink', 'store', 'ipam', 'plugins', 'dns', 'proxy', 'daemon', 'bin'];
+
 /**
- * A CNI bin directory holding our plugins as executables. Each is a sh wrapper that runs
- * the TypeScript entry through tsx (loader by absolute URL, so any cwd works).
+ * True when dist/ holds a compiled file at least as new as every TypeScript source (what
+ * `npm test`'s pretest build leaves): the tests then run the same code ~3× faster per call.
+ * TSOT_CNI_TSX=1 forces the TypeScript sources.
+ */
+export function distIsFresh(): boolean {
+  if (process.env.TSOT_CNI_TSX === '1') return false;
+  const walk = (rel: string): boolean => {
+    const dir = join(ROOT, rel);
+    if (!existsSync(dir)) return true;
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const r = join(rel, e.name);
+      if (e.isDirectory()) {
+        if (!walk(r)) return false;
+      } else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) {
+        const out = join(ROOT, 'dist', r.replace(/\.ts$/, '.js'));
+        if (!existsSync(out) || statSync(out).mtimeMs < statSync(join(ROOT, r)).mtimeMs) return false;
+      }
+    }
+    return true;
+  };
+  return SOURCE_DIRS.every(walk);
+}
+
+/**
+ * A CNI bin directory holding our plugins as executables: sh wrappers running the compiled
+ * entry when dist/ is fresh, else the TypeScript entry through tsx (loader by absolute URL,
+ * so any cwd works).
  */
 export async function pluginDir(t: Teardown): Promise<string> {
   const dir = await tempDir(t, 'cnibin');
   const loader = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+  const compiled = distIsFresh();
   for (const p of OUR_PLUGINS) {
     const file = join(dir, p);
-    const script = `#!/bin/sh\nexec '${process.execPath}' --import='${loader}' '${join(ROOT, 'bin', `${p}.ts`)}' "$@"\n`;
+    const run = compiled ? `'${join(ROOT, 'dist', 'bin', `${p}.js`)}'` : `--import='${loader}' '${join(ROOT, 'bin', `${p}.ts`)}'`;
+    const script = `#!/bin/sh\nexec '${process.execPath}' ${run} "$@"\n`;
     await writeFile(file, script);
     await chmod(file, 0o755);
   }
