@@ -9,11 +9,13 @@ import { Kernel } from '../netlink/index.js';
 import { HostPortAllocator, readListeners } from '../proxy/allocator.js';
 import { NetnsTools } from '../proxy/exec.js';
 import { Firewall } from '../proxy/firewall.js';
-import { keys } from '../store/keys.js';
 import { openStore } from '../store/open.js';
-import type { Lease, Store } from '../store/types.js';
+import type { Store } from '../store/types.js';
 import type { DaemonConfig } from './config.js';
+import { cniHandOff } from './cni-handoff.js';
 import { startDockerPlugins, type DockerPlugins } from './docker-plugins.js';
+import { OverlayDriver } from '../plugins/drivers/overlay/overlay.js';
+import { HostRegistration } from '../plugins/drivers/overlay/hosts.js';
 import { startLocalApi, type LocalApi } from './local-api.js';
 import { startObservability, type Observability } from './observability/index.js';
 import type { Logger } from './log.js';
@@ -39,7 +41,8 @@ export interface DaemonDeps {
 
 export class Daemon {
   private store?: Store;
-  private lease?: Lease;
+  private registration?: HostRegistration;
+  private overlay?: OverlayDriver;
   private api?: LocalApi;
   private docker?: DockerPlugins;
   private obs?: Observability;
@@ -66,9 +69,22 @@ export class Daemon {
       this.obs = await startObservability({ store, listen: this.cfg.metrics, log: this.log });
       this.store = this.obs.store;
       if (this.obs.web) this.log.info({ address: this.obs.web.address }, 'metrics and topology page served');
-      await this.register();
-      this.docker = await this.startDocker(this.store);
-      this.api = await startLocalApi({ socket: this.cfg.socket, log: this.log, status: () => this.status() });
+      const core = this.core(this.store);
+      // The overlay first: its rules must be desired before the firewall's full reconcile.
+      this.overlay = new OverlayDriver({
+        kernel: core.kernel,
+        store: this.store,
+        hostId: this.cfg.hostId,
+        advertise: this.advertise ?? undefined,
+        firewall: core.firewall,
+        log: this.log.child({ driver: 'tsoverlay' }),
+        releaseAddresses: async (host) => void (await core.ipam.gc({ isOwnerValid: () => true, deadHosts: [host] })),
+      });
+      await this.overlay.start();
+      await this.register(this.store, this.overlay);
+      this.docker = await startDockerPlugins({ ...core, hostId: this.cfg.hostId, pluginDir: this.cfg.pluginDir, dockerHost: this.cfg.dockerHost, store: this.store, overlay: this.overlay, log: this.log });
+      const cni = cniHandOff({ ...core, hostId: this.cfg.hostId, store: this.store, storeUrl: this.cfg.store, overlay: this.overlay, log: this.log });
+      this.api = await startLocalApi({ socket: this.cfg.socket, log: this.log, status: () => this.status(), cni });
       this.log.info({ socket: this.cfg.socket, advertise: this.advertise }, 'daemon ready');
     } catch (err) {
       await this.stop();
@@ -82,16 +98,17 @@ export class Daemon {
     this.stopping = true;
     await this.api?.close();
     await this.docker?.close();
+    await this.overlay?.stop();
     await this.obs?.close();
     // Not revoked: peers keep this host's data plane for the lease's lifetime, so a
     // quick restart (upgrade, crash) does not interrupt traffic (DESIGN.md "State").
-    this.lease?.release();
+    await this.registration?.stop();
     await this.store?.close();
     this.log.info('daemon stopped');
   }
 
-  /** Kernel, firewall and IPAM, made once here and handed to the drivers. */
-  private async startDocker(store: Store): Promise<DockerPlugins> {
+  /** Kernel, firewall, host ports and IPAM, made once here and handed to every driver. */
+  private core(store: Store) {
     const kernel = new Kernel();
     const host = kernel.ns();
     const tools = new NetnsTools();
@@ -100,7 +117,7 @@ export class Daemon {
     // Auto pools never overlap a route of this host (docker0's 172.17.0.0/16, the LAN, …).
     const hostRoutes = async () => (await host.routes()).map((r) => r.dst).filter((d) => d !== 'default');
     const ipam = new Ipam(store, { hostId: this.cfg.hostId, hostRoutes });
-    return startDockerPlugins({ hostId: this.cfg.hostId, pluginDir: this.cfg.pluginDir, dockerHost: this.cfg.dockerHost, store, kernel, firewall, ports, ipam, log: this.log });
+    return { kernel, firewall, ports, ipam };
   }
 
   private makeDirs(): void {
@@ -120,25 +137,18 @@ export class Daemon {
     };
   }
 
-  /** Write hosts/<id> under a fresh lease and keep it alive; re-register if it is lost. */
-  private async register(): Promise<void> {
-    const store = this.store!;
-    const lease = await store.lease(HOST_LEASE_TTL);
-    const record: HostRecord = {
+  /** Keep hosts/<id> alive under a lease (with the overlay's VTEP fields); re-registered if lost. */
+  private async register(store: Store, overlay: OverlayDriver): Promise<void> {
+    const record = {
+      ...overlay.hostFields(),
       id: this.cfg.hostId,
       advertise: this.advertise,
       version: VERSION,
       pid: process.pid,
       startedAt: this.startedAt,
     };
-    await store.put(keys.host(this.cfg.hostId), JSON.stringify(record), { lease: lease.id });
-    lease.keepAlive();
-    lease.onLost((err) => {
-      if (this.stopping) return;
-      this.log.warn({ err: err.message }, 'host lease lost; registering again');
-      this.register().catch((e: Error) => this.log.error({ err: e.message }, 'host registration failed'));
-    });
-    this.lease = lease;
+    this.registration = new HostRegistration({ store, record, ttlSeconds: HOST_LEASE_TTL, log: this.log });
+    await this.registration.start();
     this.log.info({ hostId: this.cfg.hostId, ttl: HOST_LEASE_TTL }, 'host registered');
   }
 }

@@ -9,6 +9,8 @@ import { EngineClient } from '../plugins/libnetwork/adapters/engine-client.js';
 import { EngineSync } from '../plugins/libnetwork/adapters/engine-sync.js';
 import { DockerHostNetwork } from '../plugins/libnetwork/adapters/host.js';
 import { DockerIpam } from '../plugins/libnetwork/adapters/ipam.js';
+import { DockerOverlayNetwork } from '../plugins/libnetwork/adapters/overlay.js';
+import type { OverlayDriver } from '../plugins/drivers/overlay/overlay.js';
 import { DockerBridgeNetwork } from '../plugins/libnetwork/adapters/network.js';
 import { IpamOwners } from '../plugins/libnetwork/adapters/owners.js';
 import { startPluginServer, type PluginServer } from '../plugins/libnetwork/server.js';
@@ -29,6 +31,8 @@ export interface DockerPluginsDeps {
   /** The firewall's host-port allocator (host endpoints reserve their exposed ports in it). */
   ports: HostPortAllocator;
   ipam: Ipam;
+  /** The started overlay driver, served as `tsoverlay`. */
+  overlay?: OverlayDriver;
   log: Logger;
 }
 
@@ -45,7 +49,7 @@ export interface DockerPlugins {
 export const ENGINE_GC_INTERVAL_MS = 5 * 60_000;
 
 /** The plugin names the engine sees. */
-export const PLUGIN_NAMES = Object.freeze({ bridge: 'tsbridge', host: 'tshost', ipam: 'tsipam' });
+export const PLUGIN_NAMES = Object.freeze({ bridge: 'tsbridge', host: 'tshost', overlay: 'tsoverlay', ipam: 'tsipam' });
 
 /**
  * Build the drivers, reconcile them with the store (bridges, addresses, rules, published ports;
@@ -71,6 +75,9 @@ export async function startDockerPlugins(deps: DockerPluginsDeps): Promise<Docke
     drivers: {
       [PLUGIN_NAMES.bridge]: bridgeNet,
       [PLUGIN_NAMES.host]: new DockerHostNetwork({ driver: host, name: PLUGIN_NAMES.host, onJoined }),
+      ...(deps.overlay
+        ? { [PLUGIN_NAMES.overlay]: new DockerOverlayNetwork({ driver: deps.overlay, name: PLUGIN_NAMES.overlay, owners: new IpamOwners(deps.ipam), onJoined }) }
+        : {}),
     },
     ipam: { name: PLUGIN_NAMES.ipam, backend: new DockerIpam({ ipam: deps.ipam, hostId: deps.hostId }) },
     log,

@@ -20,6 +20,8 @@ export interface LocalApiOptions {
   socket: string;
   status: () => DaemonStatus;
   log: Logger;
+  /** POST /v1/cni: a CNI executable's invocation run by the daemon (plugins/cni/handoff.ts). */
+  cni?: (body: unknown) => Promise<{ status: number; body: unknown }>;
 }
 
 /** A started local API; close() stops listening and removes the socket file. */
@@ -33,6 +35,13 @@ export async function startLocalApi(opts: LocalApiOptions): Promise<LocalApi> {
   app.get('/v1/status', (_req: Request, res: Response) => {
     res.json(opts.status());
   });
+  const cni = opts.cni;
+  if (cni) {
+    app.post('/v1/cni', async (req: Request, res: Response) => {
+      const reply = await cni(req.body);
+      res.status(reply.status).json(reply.body);
+    });
+  }
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ code: 'not-found', message: 'unknown API path' });
   });

@@ -1,0 +1,109 @@
+// The tsoverlay command line: the daemon and the commands that read or change state.
+import { Command, Option } from 'commander';
+
+const program = new Command('tsoverlay')
+  .description('container networking and service discovery: Docker remote drivers and CNI plugins over one store')
+  .version('0.1.0');
+
+program
+  .command('daemon')
+  .description('run the per-host daemon (plugin sockets, local API, reconcilers)')
+  .option('--config <file>', 'YAML or JSON config file (keys are the flags in camelCase)')
+  .option('--store <url>', 'sqlite:///PATH or etcd://HOST:PORT[,…][/prefix] (default sqlite://<state-dir>/store.db)')
+  .option('--state-dir <dir>', 'state directory (default /var/lib/tsoverlay)')
+  .option('--host-id <id>', 'this host\'s id (default the host name)')
+  .option('--advertise <ip>', 'underlay address for VXLAN peers (default the default-route interface\'s)')
+  .option('--plugin-dir <dir>', 'Docker plugin socket directory (default /run/docker/plugins)')
+  .option('--socket <path>', 'local API socket (default /run/tsoverlay/tsoverlay.sock)')
+  .option('--metrics <addr:port>', 'serve Prometheus metrics on this address')
+  .addOption(new Option('--log-level <level>', 'log level (default info)').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
+  .option('--dns-domain <domain>', 'DNS domain for container names (default tsoverlay.)')
+  .option('--dns-port <n>', 'DNS port on each network gateway (default 53)')
+  .option('--dns-upstream <list>', 'upstream resolvers IP[:PORT],… (default from /etc/resolv.conf)')
+  .option('--docker-host <url>', 'Docker engine to ask for names (default unix:///var/run/docker.sock)')
+  .action(async (opts) => {
+    const { runDaemon } = await import('./commands/daemon.js');
+    process.exitCode = await runDaemon(opts);
+  });
+
+/** The options every command that reads or writes state takes. */
+function stateOptions(cmd: Command): Command {
+  return cmd
+    .option('--store <url>', 'store URL (default sqlite://<state-dir>/store.db)')
+    .option('--state-dir <dir>', 'state directory for the default store', '/var/lib/tsoverlay')
+    .option('--json', 'print JSON');
+}
+
+/**
+ * Run a command module's function and set the exit code from it. Our errors (they carry
+ * a `kind`) print their message alone; anything else is a bug and keeps its stack.
+ */
+function act<O>(load: () => Promise<(opts: O) => Promise<number>>) {
+  return async (opts: O) => {
+    try {
+      const fn = await load();
+      process.exitCode = await fn(opts);
+    } catch (err) {
+      const known = err instanceof Error && typeof (err as { kind?: unknown }).kind === 'string';
+      process.stderr.write(`tsoverlay: ${known ? err.message : (err as Error)?.stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    }
+  };
+}
+
+stateOptions(program.command('host').description('hosts registered in the store').command('ls'))
+  .description('list hosts with their advertise address and liveness')
+  .action(act(async () => (await import('./commands/ls.js')).hostLs));
+
+stateOptions(program.command('network').description('networks of every driver and host').command('ls'))
+  .description('list networks')
+  .action(act(async () => (await import('./commands/ls.js')).networkLs));
+
+stateOptions(program.command('endpoint').description('endpoints (container attachments)').command('ls'))
+  .description('list endpoints with host, addresses and published ports')
+  .option('--network <id>', 'only this network')
+  .action(act(async () => (await import('./commands/ls.js')).endpointLs));
+
+stateOptions(program.command('ipam').description('address allocations').command('ls'))
+  .description('list allocations as {address, pool, network, owner, host}')
+  .option('--pool <id>', 'only this pool')
+  .action(act(async () => (await import('./commands/ls.js')).ipamLs));
+
+const install = program.command('install').description('install the CNI executables or the Docker plugin files');
+install
+  .command('cni')
+  .description('write tsbridge tsoverlay tshost tsipam tsportmap into a CNI bin directory, and example conflists')
+  .requiredOption('--dir <dir>', 'CNI plugin directory, e.g. /opt/cni/bin')
+  .option('--conf-dir <dir>', 'where example conflists go (default <dir>/../net.d-examples)')
+  .option('--store <url>', 'store URL written into the examples')
+  .option('--json', 'print JSON')
+  .action(act(async () => (await import('./commands/misc.js')).installCniCommand));
+install
+  .command('docker')
+  .description('write Docker plugin spec files, an example systemd unit and a README into a directory')
+  .requiredOption('--dir <dir>', 'directory to write into (nothing outside it is touched)')
+  .option('--plugin-dir <dir>', 'the daemon\'s plugin socket directory (default /run/docker/plugins)')
+  .option('--socket <path>', 'the daemon\'s local API socket')
+  .option('--exec-path <path>', 'the tsoverlay executable the unit starts')
+  .option('--state-dir <dir>', '--state-dir for the unit')
+  .option('--store <url>', '--store for the unit')
+  .action(act(async () => (await import('./commands/misc.js')).installDockerCommand));
+
+stateOptions(program.command('doctor'))
+  .description('check the kernel, firewall, store and peers; each problem with the command that fixes it')
+  .option('--host-id <id>', 'this host\'s id (default the host name)')
+  .option('--netns <path>', 'inspect this network namespace instead of the current one')
+  .action(act(async () => {
+    const { runDoctor } = await import('./commands/doctor.js');
+    return (opts: Parameters<typeof runDoctor>[0] & { netns?: string }) => runDoctor({ ...opts, netnsPath: opts.netns });
+  }));
+
+stateOptions(program.command('dns').description('the DNS server').command('serve'))
+  .description('serve every network\'s names, services and SkyDNS records from the store')
+  .requiredOption('--listen <addr:port,…>', 'addresses to listen on (UDP and TCP)')
+  .option('--domain <domain>', 'DNS domain (default tsoverlay.)')
+  .option('--upstream <ip[:port],…>', 'upstream resolvers (default /etc/resolv.conf)')
+  .option('--recursion-from <cidr,…>', 'clients besides loopback and our networks that may recurse')
+  .action(act(async () => (await import('./commands/misc.js')).dnsServeCommand));
+
+await program.parseAsync(process.argv);
