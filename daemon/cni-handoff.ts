@@ -54,5 +54,15 @@ export function cniHandOff(deps: CniHandOffDeps): (body: unknown) => Promise<{ s
     ['tsportmap', tsportmapSpec(ctx)],
     ['tsoverlay', tsoverlaySpec(ctx, { driver: deps.overlay, storeUrl: deps.storeUrl })],
   ]);
-  return (body) => serveHandOff(body, (plugin) => specs.get(plugin));
+  const log = deps.log.child({ component: 'cni' });
+  return async (body) => {
+    const started = Date.now();
+    const reply = await serveHandOff(body, (plugin) => specs.get(plugin));
+    const b = body as { plugin?: unknown; env?: Record<string, unknown> } | null;
+    log.info(
+      { plugin: b?.plugin, command: b?.env?.CNI_COMMAND, container: b?.env?.CNI_CONTAINERID, status: reply.status, ms: Date.now() - started },
+      'cni request',
+    );
+    return reply;
+  };
 }
