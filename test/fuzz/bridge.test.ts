@@ -94,7 +94,7 @@ async function checkAccepted(env: Env, rec: NetworkRecord): Promise<void> {
 }
 
 test('fuzz: bridge createNetwork on a real kernel (created or refused, nothing partial)', async (t) => {
-  const s = settings(30, 400);
+  const s = settings(20, 400);
   const env = await bridgeEnv(t, 'fzbr');
   await env.host.exec('iptables', ['-P', 'FORWARD', 'DROP']);
   await env.host.ip('link', 'add', USER_BRIDGE, 'type', 'bridge');

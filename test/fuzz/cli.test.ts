@@ -143,7 +143,7 @@ function check(argv: string[], o: Outcome): string {
 }
 
 test('fuzz: CLI argv (real processes in a test namespace)', async (t) => {
-  const s = settings(16, 300);
+  const s = settings(12, 300);
   const set = new NetnsSet('fzcli');
   const tmp = mkdtempSync(join(tmpdir(), 'tsot-fuzz-cli-'));
   const before = await namespaces();

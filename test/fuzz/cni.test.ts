@@ -274,7 +274,7 @@ function checkOutput(c: CniCase, code: number, out: string, err: string, seen: S
 }
 
 test('fuzz: CNI env + stdin through runCni', async (t) => {
-  await fuzz(t, settings(4000), {
+  await fuzz(t, settings(2500), {
     name: 'cni-runCni',
     file: FILE,
     generate,
@@ -296,7 +296,7 @@ test('fuzz: CNI env + stdin through runCni', async (t) => {
 });
 
 test('fuzz: the daemon hand-off route (POST /v1/cni bodies)', async (t) => {
-  await fuzz(t, settings(3000), {
+  await fuzz(t, settings(2000), {
     name: 'cni-handoff',
     file: FILE,
     generate(rng) {

@@ -100,7 +100,7 @@ function checkRefusal(err: unknown, layers: { source: string; values: RawConfig 
 }
 
 test('fuzz: resolveConfig over file, environment and flag layers', async (t) => {
-  await fuzz(t, settings(5000), {
+  await fuzz(t, settings(3000), {
     name: 'config-layers',
     file: FILE,
     generate(rng) {
@@ -131,7 +131,7 @@ test('fuzz: config files through readConfigFile + resolveConfig', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tsot-fuzz-cfg-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const path = join(dir, 'config.yaml');
-  await fuzz(t, settings(5000), {
+  await fuzz(t, settings(1500), {
     name: 'config-file',
     file: FILE,
     generate: fileText,
@@ -178,7 +178,7 @@ function leaks(url: string, text: string): boolean {
 }
 
 test('fuzz: store URLs (parseStoreUrl)', async (t) => {
-  await fuzz(t, settings(5000), {
+  await fuzz(t, settings(3000), {
     name: 'store-url',
     file: FILE,
     generate: storeUrl,

@@ -181,7 +181,7 @@ async function teardown(sock: (n: string) => string, m: Made): Promise<string[]>
 }
 
 test('fuzz: Docker call sequences against the real daemon (refusals leave nothing; teardown leaves nothing)', async (t) => {
-  const s = settings(8, 200);
+  const s = settings(6, 200);
   const set = new NetnsSet('fzdk');
   t.teardown(() => set.cleanup());
   const tmp = mkdtempSync(join(tmpdir(), 'tsot-fuzz-dk-'));

@@ -244,7 +244,7 @@ test('fuzz: every plugin API method over a unix socket', async (t) => {
     await rm(dir, { recursive: true, force: true });
   });
   const sock = (name: string) => join(dir, `${name}.sock`);
-  await fuzz(t, settings(2500), {
+  await fuzz(t, settings(1500), {
     name: 'libnetwork',
     file: FILE,
     generate,
