@@ -24,8 +24,8 @@ export async function tempDir(t: Teardown, tag = 'cni'): Promise<string> {
   return dir;
 }
 
-/** The source folders tsc compiles (tsconfig "include"). */
-const SOURCE_DIRS = ['netlink', 'store', 'ipam', 'plugins', 'dns', 'proxy', 'daemon', 'bin'];
+/** The source folders our executables load code from (not daemon/, dns/ or the CLI). */
+const SOURCE_DIRS = ['netlink', 'store', 'ipam', 'plugins', 'proxy', ...OUR_PLUGINS.map((p) => `bin/${p}.ts`)];
 
 /**
  * True when dist/ holds a compiled file at least as new as every TypeScript source (what
@@ -34,16 +34,20 @@ const SOURCE_DIRS = ['netlink', 'store', 'ipam', 'plugins', 'dns', 'proxy', 'dae
  */
 export function distIsFresh(): boolean {
   if (process.env.TSOT_CNI_TSX === '1') return false;
+  const fresh = (rel: string): boolean => {
+    const out = join(ROOT, 'dist', rel.replace(/\.ts$/, '.js'));
+    return existsSync(out) && statSync(out).mtimeMs >= statSync(join(ROOT, rel)).mtimeMs;
+  };
   const walk = (rel: string): boolean => {
     const dir = join(ROOT, rel);
     if (!existsSync(dir)) return true;
+    if (rel.endsWith('.ts')) return fresh(rel);
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const r = join(rel, e.name);
       if (e.isDirectory()) {
         if (!walk(r)) return false;
-      } else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) {
-        const out = join(ROOT, 'dist', r.replace(/\.ts$/, '.js'));
-        if (!existsSync(out) || statSync(out).mtimeMs < statSync(join(ROOT, r)).mtimeMs) return false;
+      } else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') && !fresh(r)) {
+        return false;
       }
     }
     return true;
