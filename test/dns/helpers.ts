@@ -101,7 +101,7 @@ export function tcpAsk(host: string, port: number, msgs: Buffer[], opts: { timeo
 
 /** dig with +short-like parsing: returns status, flags and answer lines. */
 export async function dig(args: string[], opts: { netns?: string } = {}): Promise<{ status: string; flags: string[]; answers: string[]; raw: string }> {
-  const base = ['+time=2', '+tries=1', '+noall', '+comments', '+answer', ...args];
+  const base = ['+time=4', '+tries=1', '+noall', '+comments', '+answer', ...args];
   const r = opts.netns ? await tryRun('nsenter', [`--net=${opts.netns}`, '--', 'dig', ...base]) : await tryRun('dig', base);
   const raw = r.stdout + r.stderr;
   const status = /status: (\w+)/.exec(raw)?.[1] ?? 'NONE';

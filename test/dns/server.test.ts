@@ -59,22 +59,30 @@ async function aRecords(c: Ctx, name: string): Promise<string[]> {
   return m ? m.answers.map((a) => String(a.data)) : [];
 }
 
-test('a name appears within 200 ms of its endpoint record and vanishes when it goes', async (t) => {
+// Serial: AVA runs serial tests first, alone in this process, so the timing is the server's.
+test.serial('a name appears within 200 ms of its endpoint record and vanishes when it goes', async (t) => {
   const c = await start(t);
   t.is((await dig(['@' + c.host, '-p', String(c.port), 'web.front.tsoverlay'])).status, 'NXDOMAIN');
-  await c.writer.put(keys.endpoint('n1', 'e1'), endpoint('e1', 'web', ['10.7.0.2/24'], { aliases: ['www'], hostname: 'h-web' }));
-  const seen = await until(async () => (await aRecords(c, 'web.front.tsoverlay')).includes('10.7.0.2'), 2000, 2);
-  t.truthy(seen.value, 'name appeared');
-  t.log(`appeared after ${seen.ms.toFixed(1)} ms`);
-  t.true(seen.ms < 200, `appeared after ${seen.ms.toFixed(1)} ms`);
+  const times: number[] = [];
+  for (const [i, [name, ip]] of [['early', '10.7.0.10'], ['again', '10.7.0.11'], ['web', '10.7.0.2']].entries()) {
+    const extra = name === 'web' ? { aliases: ['www'], hostname: 'h-web' } : {};
+    await c.writer.put(keys.endpoint('n1', `e${i}`), endpoint(`e${i}`, name!, [`${ip}/24`], extra));
+    const seen = await until(async () => (await aRecords(c, `${name}.front.tsoverlay`)).includes(ip!), 2000, 2);
+    t.truthy(seen.value, `${name} appeared`);
+    times.push(seen.ms);
+  }
+  t.log(`appeared after ${times.map((ms) => ms.toFixed(1)).join(', ')} ms`);
+  t.true(Math.max(...times) < 200, `appeared after ${times.join(', ')} ms`);
   const d = await dig(['@' + c.host, '-p', String(c.port), 'www', 'A']);
   t.deepEqual(d.answers, ['A 10.7.0.2']);
   const resolver = new dnsp.Resolver({ timeout: 1000, tries: 1 });
   resolver.setServers([`${c.host}:${c.port}`]);
   t.deepEqual(await resolver.resolve4('h-web'), ['10.7.0.2']);
   t.deepEqual(await resolver.reverse('10.7.0.2'), ['web.front.tsoverlay']);
-  await c.writer.delete(keys.endpoint('n1', 'e1'));
+  await c.writer.delete(keys.endpoint('n1', 'e2'));
   const gone = await until(async () => (await aRecords(c, 'web.front.tsoverlay')).length === 0, 2000, 2);
+  t.truthy(gone.value);
+  t.log(`vanished after ${gone.ms.toFixed(1)} ms`);
   t.true(gone.ms < 200, `vanished after ${gone.ms.toFixed(1)} ms`);
   await t.throwsAsync(resolver.resolve4('web.front.tsoverlay'), { code: 'ENOTFOUND' });
 });
@@ -146,14 +154,14 @@ test('forwarding: other names go upstream; failover past silent, spoofed, wrong-
   const wrongId = await stub(t, 'wrong-id');
   const ok = await stub(t);
   const host = '127.0.0.1';
-  const c = await start(t, { upstreams: [{ host, port: ok.port }], forwardTimeoutMs: 250 });
+  const c = await start(t, { upstreams: [{ host, port: ok.port }], forwardTimeoutMs: 1500 });
   const r = await dig(['@' + c.host, '-p', String(c.port), 'www.example.test']);
   t.deepEqual(r.answers, ['A 192.0.2.53']);
   t.true(r.flags.includes('ra'));
   t.is(ok.received.at(-1)!.name, 'www.example.test');
 
   for (const bad of [silent, spoof, wrongId]) {
-    const c2 = await start(t, { upstreams: [{ host, port: bad.port }, { host, port: ok.port }], forwardTimeoutMs: 250 });
+    const c2 = await start(t, { upstreams: [{ host, port: bad.port }, { host, port: ok.port }], forwardTimeoutMs: 500 });
     const d = await dig(['@' + c2.host, '-p', String(c2.port), 'a.example.test']);
     t.deepEqual(d.answers, ['A 192.0.2.53'], `failover from ${bad.port}`);
     t.is(bad.received.at(-1)?.name, 'a.example.test', 'the first upstream was asked');
