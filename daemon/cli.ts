@@ -21,6 +21,7 @@ program
   .option('--dns-port <n>', 'DNS port on each network gateway (default 53)')
   .option('--dns-upstream <list>', 'upstream resolvers IP[:PORT],… (default from /etc/resolv.conf)')
   .option('--docker-host <url>', 'Docker engine to ask for names (default unix:///var/run/docker.sock)')
+  .option('--reconcile-interval <seconds>', 'repair kernel and firewall state from the store this often (default 30; 0: start-up only)')
   .action(async (opts) => {
     const { runDaemon } = await import('./commands/daemon.js');
     process.exitCode = await runDaemon(opts);

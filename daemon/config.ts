@@ -32,6 +32,8 @@ export interface DaemonConfig {
   /** Undefined: the host's /etc/resolv.conf nameservers. */
   dnsUpstream?: Upstream[];
   dockerHost: string;
+  /** Seconds between reconcile passes that repair the kernel and firewall from the store (0: start-up only). */
+  reconcileInterval: number;
 }
 
 /** Raw values by camelCase key, as strings or as the file's JSON/YAML types. */
@@ -57,6 +59,7 @@ export const CONFIG_KEYS = [
   'dnsPort',
   'dnsUpstream',
   'dockerHost',
+  'reconcileInterval',
 ] as const;
 type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -137,6 +140,11 @@ const PARSERS: Record<ConfigKey, (key: string, v: unknown) => unknown> = {
   },
   dnsPort: port,
   dnsUpstream: upstreams,
+  reconcileInterval: (k, v) => {
+    const n = typeof v === 'number' ? v : /^\d+$/.test(String(v).trim()) ? Number(String(v).trim()) : NaN;
+    if (!Number.isInteger(n) || n < 0 || n > 86400) throw new ConfigError(`${k}: expected seconds 0-86400, got ${JSON.stringify(v)}`);
+    return n;
+  },
   dockerHost: (k, v) => {
     const s = str(k, v);
     if (!/^(unix:\/\/\/|tcp:\/\/)/.test(s)) throw new ConfigError(`${k}: expected unix:///PATH or tcp://HOST:PORT, got "${s}"`);
@@ -208,6 +216,7 @@ export function resolveConfig(layers: { source: string; values: RawConfig }[]): 
     dnsPort: (merged.dnsPort as number | undefined) ?? 53,
     dnsUpstream: merged.dnsUpstream as Upstream[] | undefined,
     dockerHost: (merged.dockerHost as string | undefined) ?? 'unix:///var/run/docker.sock',
+    reconcileInterval: (merged.reconcileInterval as number | undefined) ?? 30,
   };
 }
 

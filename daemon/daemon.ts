@@ -13,6 +13,7 @@ import { openStore } from '../store/open.js';
 import type { Store } from '../store/types.js';
 import type { DaemonConfig } from './config.js';
 import { cniHandOff } from './cni-handoff.js';
+import { Reconciler } from './reconciler.js';
 import { startDockerPlugins, type DockerPlugins } from './docker-plugins.js';
 import { OverlayDriver } from '../plugins/drivers/overlay/overlay.js';
 import { HostRegistration } from '../plugins/drivers/overlay/hosts.js';
@@ -46,6 +47,7 @@ export class Daemon {
   private api?: LocalApi;
   private docker?: DockerPlugins;
   private obs?: Observability;
+  private reconciler?: Reconciler;
   private advertise: string | null = null;
   private readonly startedAt = new Date().toISOString();
   private stopping = false;
@@ -83,6 +85,15 @@ export class Daemon {
       await this.overlay.start();
       await this.register(this.store, this.overlay);
       this.docker = await startDockerPlugins({ ...core, hostId: this.cfg.hostId, pluginDir: this.cfg.pluginDir, dockerHost: this.cfg.dockerHost, store: this.store, overlay: this.overlay, log: this.log });
+      this.reconciler = new Reconciler({
+        bridge: this.docker.bridge,
+        overlay: this.overlay,
+        firewall: core.firewall,
+        metrics: this.obs.metrics.reconcile,
+        log: this.log.child({ component: 'reconcile' }),
+        intervalMs: this.cfg.reconcileInterval * 1000,
+      });
+      this.reconciler.start();
       const cni = cniHandOff({ ...core, hostId: this.cfg.hostId, store: this.store, storeUrl: this.cfg.store, overlay: this.overlay, log: this.log });
       this.api = await startLocalApi({ socket: this.cfg.socket, log: this.log, status: () => this.status(), cni });
       this.log.info({ socket: this.cfg.socket, advertise: this.advertise }, 'daemon ready');
@@ -97,6 +108,7 @@ export class Daemon {
     if (this.stopping) return;
     this.stopping = true;
     await this.api?.close();
+    await this.reconciler?.stop();
     await this.docker?.close();
     await this.overlay?.stop();
     await this.obs?.close();

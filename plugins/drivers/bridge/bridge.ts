@@ -295,10 +295,12 @@ export class BridgeDriver {
   /**
    * Bring the kernel and firewall in line with this host's records: missing bridges, addresses
    * and sysctls are made again, detached host ends re-attached, and bridges/veths carrying our
-   * link groups that no record explains are deleted. Errors per object are collected, not thrown.
+   * link groups that no record explains are deleted (unless `prune` is false: see ReconcileDeps).
+   * Errors per object are collected, not thrown.
    */
-  async reconcile(): Promise<ReconcileReport> {
+  async reconcile(opts: { prune?: boolean } = {}): Promise<ReconcileReport> {
     return reconcileBridges({
+      prune: opts.prune,
       hostId: this.opts.hostId,
       records: this.records,
       kernel: this.k,

@@ -34,6 +34,11 @@ export interface ReconcileDeps {
   /** Hand an endpoint's recorded port bindings to the firewall again (its state is in memory). */
   republish: (ep: EndpointRecord) => Promise<void>;
   log: DriverLogger;
+  /**
+   * Delete links of ours that no record explains (default true). Only safe when no verb runs at
+   * the same time: an ADD makes its links before it records them, so periodic passes skip it.
+   */
+  prune?: boolean;
 }
 
 /** One reconcile pass (see BridgeDriver.reconcile). */
@@ -66,7 +71,7 @@ export async function reconcileBridges(d: ReconcileDeps): Promise<ReconcileRepor
     }
   }
   const bridges = new Set([...cfgs.values()].map((c) => c.bridge));
-  for (const l of links.values()) {
+  for (const l of d.prune === false ? [] : links.values()) {
     const orphanBridge = l.kind === 'bridge' && l.group === d.kernel.groups.bridge && !bridges.has(l.name);
     const orphanVeth = l.kind === 'veth' && l.group === d.kernel.groups.veth && !joined.has(l.name);
     if (!orphanBridge && !orphanVeth) continue;

@@ -297,9 +297,9 @@ export class OverlayDriver {
   // ---- reconcile ----
 
   /** Bring this host's kernel in line with the store (see reconcile.ts). Run before serving. */
-  async reconcile(): Promise<OverlayReconcileReport> {
+  async reconcile(opts: { prune?: boolean } = {}): Promise<OverlayReconcileReport> {
     const { k } = await this.ready();
-    return reconcileOverlay({ hostId: this.host.hostId, records: this.records, kernel: k, groups: this.groups, realise: (cfg) => this.realise(cfg, true), log: this.log });
+    return reconcileOverlay({ prune: opts.prune, hostId: this.host.hostId, records: this.records, kernel: k, groups: this.groups, realise: (cfg) => this.realise(cfg, true), log: this.log });
   }
 
   // ---- local realisation ----

@@ -39,6 +39,8 @@ export interface OverlayReconcileDeps {
   /** Ensure one network on this host; resolves true when something had to be created. */
   realise: (cfg: OverlayNetworkConfig) => Promise<boolean>;
   log: DriverLogger;
+  /** Delete links of ours that no record explains (default true; false while verbs may run). */
+  prune?: boolean;
 }
 
 /** One reconcile pass (see OverlayDriver.reconcile). */
@@ -67,7 +69,7 @@ export async function reconcileOverlay(d: OverlayReconcileDeps): Promise<Overlay
     await fixPort(d, report, cfg, ep, links.get(ep.hostVeth));
   }
   const wanted = new Set([...cfgs.values()].flatMap((c) => [c.bridge.bridge, c.vxlan]));
-  for (const l of links.values()) {
+  for (const l of d.prune === false ? [] : links.values()) {
     const ours =
       (l.kind === 'bridge' && l.group === d.groups.bridge && !wanted.has(l.name)) ||
       (l.kind === 'vxlan' && l.group === d.groups.vxlan && !wanted.has(l.name)) ||
