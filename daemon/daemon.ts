@@ -14,6 +14,7 @@ import type { Store } from '../store/types.js';
 import type { DaemonConfig } from './config.js';
 import { cniHandOff } from './cni-handoff.js';
 import { Reconciler } from './reconciler.js';
+import { HostDns } from '../dns/host.js';
 import { startDockerPlugins, type DockerPlugins } from './docker-plugins.js';
 import { OverlayDriver } from '../plugins/drivers/overlay/overlay.js';
 import { HostRegistration } from '../plugins/drivers/overlay/hosts.js';
@@ -48,6 +49,7 @@ export class Daemon {
   private docker?: DockerPlugins;
   private obs?: Observability;
   private reconciler?: Reconciler;
+  private dns?: HostDns;
   private advertise: string | null = null;
   private readonly startedAt = new Date().toISOString();
   private stopping = false;
@@ -94,6 +96,16 @@ export class Daemon {
         intervalMs: this.cfg.reconcileInterval * 1000,
       });
       this.reconciler.start();
+      const dnsLog = this.log.child({ component: 'dns' });
+      // Names of every host's endpoints, answered on this host's gateway addresses.
+      this.dns = await HostDns.start({
+        store: this.store,
+        hostId: this.cfg.hostId,
+        port: this.cfg.dnsPort,
+        domain: this.cfg.dnsDomain,
+        upstreams: this.cfg.dnsUpstream,
+        log: (msg, fields) => dnsLog.info(fields ?? {}, msg),
+      });
       const cni = cniHandOff({ ...core, hostId: this.cfg.hostId, store: this.store, storeUrl: this.cfg.store, overlay: this.overlay, log: this.log });
       this.api = await startLocalApi({ socket: this.cfg.socket, log: this.log, status: () => this.status(), cni });
       this.log.info({ socket: this.cfg.socket, advertise: this.advertise }, 'daemon ready');
@@ -109,6 +121,7 @@ export class Daemon {
     this.stopping = true;
     await this.api?.close();
     await this.reconciler?.stop();
+    await this.dns?.stop();
     await this.docker?.close();
     await this.overlay?.stop();
     await this.obs?.close();

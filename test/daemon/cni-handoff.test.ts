@@ -28,7 +28,7 @@ test('tsbridge + tsipam ADD/CHECK/DEL are served by the daemon; the container pi
     daemonSocket: d.socket,
     ipam: { type: 'tsipam', ranges: [[{ subnet: '10.66.0.0/24' }]] },
   };
-  const env = { containerId: 'hoffc1', netns: ctr.path, ifname: 'eth0', hostNetns: host.path };
+  const env = { containerId: 'hoffc1', netns: ctr.path, ifname: 'eth0', hostNetns: host.path, args: 'IgnoreUnknown=1;K8S_POD_NAME=web1' };
   const add = await cni('tsbridge', 'ADD', conf, env);
   t.is(add.code, 0, add.stdout + add.stderr);
   const ip = add.json.ips[0].address as string;
@@ -39,6 +39,16 @@ test('tsbridge + tsipam ADD/CHECK/DEL are served by the daemon; the container pi
 
   // The container's interface is real: it reaches the gateway on the host's bridge.
   await ctr.exec('ping', ['-c', '1', '-W', '2', '10.66.0.1']);
+
+  // The daemon's DNS answers the pod's name on the gateway, and the result points there.
+  t.deepEqual(add.json.dns?.nameservers, ['10.66.0.1']);
+  let answer = '';
+  for (let i = 0; i < 20 && answer === ''; i++) {
+    const r = await ctr.tryExec('dig', ['+short', '+time=1', '+tries=1', '@10.66.0.1', 'web1.hoffnet.tsoverlay.']);
+    answer = r.stdout.trim();
+    if (answer === '') await new Promise((res) => setTimeout(res, 250));
+  }
+  t.is(answer, ip.split('/')[0]);
 
   const check = await cni('tsbridge', 'CHECK', { ...conf, prevResult: add.json }, env);
   t.is(check.code, 0, check.stdout + check.stderr);
