@@ -26,14 +26,24 @@ export function detectTools(): ToolPaths {
   return { ip: find('ip'), bridge: find('bridge'), nsenter: find('nsenter'), sysctl: find('sysctl') };
 }
 
-interface Outcome {
+/** What a spawned tool did. */
+export interface Outcome {
   code: number;
   stdout: string;
   stderr: string;
   timedOut: boolean;
 }
 
-function spawnCollect(argv: string[], input: string | undefined, timeoutMs: number): Promise<Outcome> {
+/**
+ * The argv that runs `bin args` inside the namespace at `netns` (null: the caller's own).
+ * Every tool any tsoverlay module runs in a namespace is entered through this function.
+ */
+export function netnsArgv(nsenter: string, netns: string | null, bin: string, args: readonly string[]): string[] {
+  return netns === null ? [bin, ...args] : [nsenter, `--net=${netns}`, '--', bin, ...args];
+}
+
+/** Spawn argv (no shell), feed `input` on stdin, collect output; killed after timeoutMs. Rejects only when it cannot spawn. */
+export function spawnCollect(argv: string[], input: string | undefined, timeoutMs: number): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), {
       stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
@@ -75,8 +85,7 @@ export class NetnsRunner {
 
   /** The argv that runs `tool args` inside `netns` (null = here). Paths are validated by callers. */
   private enter(netns: string | null, tool: Tool, args: string[]): string[] {
-    const bin = this.tools[tool];
-    return netns === null ? [bin, ...args] : [this.tools.nsenter, `--net=${netns}`, '--', bin, ...args];
+    return netnsArgv(this.tools.nsenter, netns, this.tools[tool], args);
   }
 
   /**

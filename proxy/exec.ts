@@ -1,8 +1,8 @@
 // Spawning the firewall tools (iptables-restore/-save, conntrack, sysctl, ss) in a target
 // network namespace: `nsenter --net=<path> -- tool …` when a path is given, else directly.
 // Argument arrays only, bounded time, stdin for bulk input; failures become ProxyError.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { netnsArgv, spawnCollect } from '../netlink/runner.js';
 import { ProxyError } from './errors.js';
 
 export type ToolName =
@@ -55,35 +55,18 @@ export class NetnsTools {
   /** The argv that runs `tool args` in the namespace. */
   argv(tool: ToolName, args: readonly string[]): string[] {
     const bin = this.bin(tool);
-    return this.netnsPath === undefined ? [bin, ...args] : [this.bin('nsenter'), `--net=${this.netnsPath}`, '--', bin, ...args];
+    return netnsArgv(this.bin('nsenter'), this.netnsPath ?? null, bin, args);
   }
 
   /** Run and collect; never throws for a non-zero exit (only when the tool cannot be spawned). */
-  tryRun(tool: ToolName, args: readonly string[], input?: string): Promise<ToolResult> {
+  async tryRun(tool: ToolName, args: readonly string[], input?: string): Promise<ToolResult> {
     const argv = this.argv(tool, args);
-    return new Promise((resolve, reject) => {
-      const child = spawn(argv[0]!, argv.slice(1), {
-        stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-        env: { ...process.env, LC_ALL: 'C' },
-      });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      child.stdout!.on('data', (d: Buffer) => out.push(d));
-      child.stderr!.on('data', (d: Buffer) => err.push(d));
-      const timer = setTimeout(() => child.kill('SIGKILL'), this.timeoutMs);
-      child.on('error', (e) => {
-        clearTimeout(timer);
-        reject(new ProxyError('iptables-failed', `cannot run ${argv[0]}: ${e.message}`, { cause: e }));
-      });
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        resolve({ code: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-      });
-      if (input !== undefined) {
-        child.stdin!.on('error', () => {});
-        child.stdin!.end(input);
-      }
-    });
+    try {
+      const { code, stdout, stderr } = await spawnCollect(argv, input, this.timeoutMs);
+      return { code, stdout, stderr };
+    } catch (e) {
+      throw new ProxyError('iptables-failed', `cannot run ${argv[0]}: ${(e as Error).message}`, { cause: e });
+    }
   }
 
   /** Run; resolve with stdout or throw ProxyError('iptables-failed') carrying the tool's message. */
