@@ -6,12 +6,13 @@ import type { Store } from '../../../store/index.js';
 import { DriverError } from '../common/errors.js';
 import type { FirewallNetwork, FirewallPort, PortBinding, PortMappingRequest } from '../common/firewall-port.js';
 import { silentLogger, type DriverLogger } from '../common/log.js';
-import { macFromAddress, vethNames } from '../common/naming.js';
 import { RecordStore } from '../common/record-store.js';
 import type { EndpointRecord, NetworkRecord } from '../common/records.js';
 import { BridgeKernel } from './bridge-kernel.js';
 import { checkEndpoint } from './check.js';
 import {
+  assertSameEndpoint,
+  endpointRecord,
   configFromRecord,
   networkRecordFields,
   parseBridgeNetwork,
@@ -155,29 +156,9 @@ export class BridgeDriver {
   async createEndpoint(networkId: string, input: EndpointInput): Promise<EndpointRecord> {
     const net = await this.requireNetwork(networkId);
     const ep = parseEndpoint(input, configFromRecord(net));
-    const first = ep.addresses.find((a) => a.family === 4) ?? ep.addresses[0]!;
-    const rec: EndpointRecord = {
-      id: ep.id,
-      networkId,
-      hostId: this.opts.hostId,
-      driver: 'bridge',
-      ...(ep.containerId !== undefined ? { containerId: ep.containerId } : {}),
-      names: ep.names,
-      aliases: ep.aliases,
-      addresses: ep.addresses.map((a) => a.cidr),
-      mac: ep.mac ?? macFromAddress(first.address),
-      hostVeth: vethNames(ep.id).host,
-      ports: [],
-      exposed: ep.exposed,
-      createdAt: this.now().toISOString(),
-    };
+    const rec = endpointRecord('bridge', ep, networkId, this.opts.hostId, this.now().toISOString());
     const out = await this.records.createEndpoint(rec);
-    if (!out.created) {
-      const same = out.record.addresses.join() === rec.addresses.join() && (ep.mac === undefined || ep.mac === out.record.mac);
-      if (!same || out.record.hostId !== this.opts.hostId) {
-        throw new DriverError('endpoint-exists', `endpoint ${ep.id} already exists on network ${networkId} with other addresses or on another host`);
-      }
-    }
+    if (!out.created) assertSameEndpoint(out.record, rec, ep.mac);
     return out.record;
   }
 

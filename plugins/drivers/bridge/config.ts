@@ -4,10 +4,10 @@
 import * as cidr from '../../../ipam/cidr.js';
 import { validateIfName, validateMac } from '../../../netlink/index.js';
 import { objectName } from '../../../proxy/validate.js';
-import { invalidConfig } from '../common/errors.js';
+import { DriverError, invalidConfig } from '../common/errors.js';
 import { silentLogger, type DriverLogger } from '../common/log.js';
-import { shortHash } from '../common/naming.js';
-import type { ExposedPortRecord, NetworkRecord } from '../common/records.js';
+import { macFromAddress, shortHash, vethNames } from '../common/naming.js';
+import type { DriverName, EndpointRecord, ExposedPortRecord, NetworkRecord } from '../common/records.js';
 import { checkId, checkName, exposedPorts, knownOptions, nameList, parseBool, parseIntIn } from '../common/validate.js';
 
 /** Driver option keys (front ends map their own spellings onto these). */
@@ -273,4 +273,38 @@ function endpointAddress(key: string, a: unknown, net: BridgeNetworkConfig): End
   if (subnet.gateway === address) throw invalidConfig(key, a, "is the network's gateway");
   const prefixLen = slash < 0 ? subnet.prefixLen : parseIntIn(key, text.slice(slash + 1), 0, subnet.family === 4 ? 32 : 128);
   return { cidr: `${address}/${prefixLen}`, address, family: subnet.family };
+}
+
+/**
+ * The record of a new endpoint of `driver` on `hostId`: its MAC is the engine's, else derived
+ * from its first IPv4 address, so peers (overlay) can program it before its first packet.
+ */
+export function endpointRecord(driver: DriverName, ep: EndpointConfig, networkId: string, hostId: string, createdAt: string): EndpointRecord {
+  const first = ep.addresses.find((a) => a.family === 4) ?? ep.addresses[0]!;
+  return {
+    id: ep.id,
+    networkId,
+    hostId,
+    driver,
+    ...(ep.containerId !== undefined ? { containerId: ep.containerId } : {}),
+    names: ep.names,
+    aliases: ep.aliases,
+    addresses: ep.addresses.map((a) => a.cidr),
+    mac: ep.mac ?? macFromAddress(first.address),
+    hostVeth: vethNames(ep.id).host,
+    ports: [],
+    exposed: ep.exposed,
+    createdAt,
+  };
+}
+
+/**
+ * A create that found the endpoint already stored is idempotent only when it is the same
+ * endpoint: same addresses, same host, and the same MAC when one was asked for.
+ */
+export function assertSameEndpoint(stored: EndpointRecord, wanted: EndpointRecord, askedMac: string | undefined): void {
+  const same = stored.addresses.join() === wanted.addresses.join() && (askedMac === undefined || askedMac === stored.mac);
+  if (!same || stored.hostId !== wanted.hostId) {
+    throw new DriverError('endpoint-exists', `endpoint ${wanted.id} already exists on network ${wanted.networkId} with other addresses or on another host`);
+  }
 }

@@ -3,11 +3,11 @@
 // config.ts); the overlay adds the VNI, a default MTU of underlay − 50 and its own device names.
 import * as cidr from '../../../ipam/cidr.js';
 import { validateIp } from '../../../netlink/index.js';
-import { parseBridgeNetwork, type BridgeNetworkConfig, type BridgeNetworkInput, type EndpointConfig } from '../bridge/config.js';
+import { parseBridgeNetwork, type BridgeNetworkConfig, type BridgeNetworkInput } from '../bridge/config.js';
 import { invalidConfig } from '../common/errors.js';
 import { silentLogger, type DriverLogger } from '../common/log.js';
-import { macFromAddress, shortHash, vethNames } from '../common/naming.js';
-import type { EndpointRecord, NetworkRecord } from '../common/records.js';
+import { macFromAddress, shortHash } from '../common/naming.js';
+import type { NetworkRecord } from '../common/records.js';
 import { checkId, knownOptions, parseIntIn } from '../common/validate.js';
 
 /** Network option keys (front ends map their own spellings onto these). */
@@ -126,29 +126,6 @@ export function overlayRecord(spec: OverlayNetworkSpec, vni: number, mtu: number
     ipv6: false,
     vni,
     options: spec.options,
-    createdAt,
-  };
-}
-
-/**
- * The record of a new endpoint on `hostId`: its MAC is the engine's, else derived from its first
- * IPv4 address, so every peer can program it before the container sends its first packet.
- */
-export function endpointRecord(ep: EndpointConfig, networkId: string, hostId: string, createdAt: string): EndpointRecord {
-  const first = ep.addresses.find((a) => a.family === 4) ?? ep.addresses[0]!;
-  return {
-    id: ep.id,
-    networkId,
-    hostId,
-    driver: 'overlay',
-    ...(ep.containerId !== undefined ? { containerId: ep.containerId } : {}),
-    names: ep.names,
-    aliases: ep.aliases,
-    addresses: ep.addresses.map((a) => a.cidr),
-    mac: ep.mac ?? macFromAddress(first.address),
-    hostVeth: vethNames(ep.id).host,
-    ports: [],
-    exposed: ep.exposed,
     createdAt,
   };
 }

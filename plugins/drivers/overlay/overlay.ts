@@ -5,7 +5,7 @@ import { isNotFound, type Kernel, type NetnsHandle } from '../../../netlink/inde
 import type { Store } from '../../../store/index.js';
 import { BridgeKernel } from '../bridge/bridge-kernel.js';
 import { firewallNetwork } from '../bridge/bridge.js';
-import { parseEndpoint, type EndpointInput } from '../bridge/config.js';
+import { assertSameEndpoint, endpointRecord, parseEndpoint, type EndpointInput } from '../bridge/config.js';
 import { checkTarget, joinResult, planVeth, VethJoiner, type JoinResult, type JoinTarget } from '../bridge/join.js';
 import { DriverError } from '../common/errors.js';
 import type { FirewallPort } from '../common/firewall-port.js';
@@ -14,7 +14,6 @@ import { RecordStore } from '../common/record-store.js';
 import type { EndpointRecord, NetworkRecord } from '../common/records.js';
 import {
   configFromRecord,
-  endpointRecord,
   networkMtu,
   overlayRecord,
   parseHostConfig,
@@ -211,7 +210,7 @@ export class OverlayDriver {
     await this.ready();
     const cfg = this.configOf(await this.requireNetwork(networkId));
     const ep = parseEndpoint(input, cfg.bridge);
-    const rec = endpointRecord(ep, networkId, this.host.hostId, this.now().toISOString());
+    const rec = endpointRecord('overlay', ep, networkId, this.host.hostId, this.now().toISOString());
     return this.locks.run(networkId, async () => {
       await this.realise(cfg);
       let out;
@@ -221,12 +220,7 @@ export class OverlayDriver {
         await this.unrealiseIfUnused(cfg).catch(() => undefined);
         throw err;
       }
-      if (!out.created) {
-        const same = out.record.addresses.join() === rec.addresses.join() && (ep.mac === undefined || ep.mac === out.record.mac);
-        if (!same || out.record.hostId !== this.host.hostId) {
-          throw new DriverError('endpoint-exists', `endpoint ${ep.id} already exists on network ${networkId} with other addresses or on another host`);
-        }
-      }
+      if (!out.created) assertSameEndpoint(out.record, rec, ep.mac);
       return out.record;
     });
   }
