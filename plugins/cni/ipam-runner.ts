@@ -19,11 +19,13 @@ export function ipamType(req: Pick<CniRequest, 'conf'>): string {
 
 /** Runs the IPAM of one request (one instance per invocation). */
 export class IpamRunner {
-  private local?: Promise<PluginHandlers>;
+  private own?: Promise<PluginHandlers>;
 
+  /** `local`: the in-process tsipam handlers to use (a caller keeping them across requests keeps their caches). */
   constructor(
     private readonly ctx: CniContext,
     private readonly req: CniRequest,
+    private readonly local?: () => Promise<PluginHandlers>,
   ) {}
 
   /** True when the IPAM runs inside this process. */
@@ -32,8 +34,9 @@ export class IpamRunner {
   }
 
   private handlers(): Promise<PluginHandlers> {
-    this.local ??= import('./tsipam-handlers.js').then((m) => m.createTsipamHandlers(this.ctx));
-    return this.local;
+    if (this.local) return this.local();
+    this.own ??= import('./tsipam-handlers.js').then((m) => m.createTsipamHandlers(this.ctx));
+    return this.own;
   }
 
   /** ADD: the IPAM's result in canonical form. */

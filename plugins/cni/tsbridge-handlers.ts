@@ -79,6 +79,13 @@ export class TsbridgeHandlers implements PluginHandlers {
     return drv;
   }
 
+  /** tsipam in-process, kept for the life of these handlers (a daemon keeps its allocator caches). */
+  private tsipam?: Promise<PluginHandlers>;
+
+  private ipamOf(req: CniRequest): IpamRunner {
+    return new IpamRunner(this.ctx, req, () => (this.tsipam ??= import('./tsipam-handlers.js').then((m) => m.createTsipamHandlers(this.ctx))));
+  }
+
   private ids(req: CniRequest): { networkId: string; endpointId: string } {
     return { networkId: bridgeNetworkId(req.conf.name, this.ctx.hostId), endpointId: bridgeEndpointId(req.env.containerId, req.env.ifname) };
   }
@@ -92,7 +99,7 @@ export class TsbridgeHandlers implements PluginHandlers {
       // A changed config is refused before anything is allocated.
       if (existing) assertSameNetwork(existing, conf);
       await this.clearStale(drv, req, networkId, endpointId);
-      const ipam = new IpamRunner(this.ctx, req);
+      const ipam = this.ipamOf(req);
       const allocated = await ipam.add();
       let done = false;
       try {
@@ -202,7 +209,7 @@ export class TsbridgeHandlers implements PluginHandlers {
       const failures: unknown[] = [];
       await (await this.driver(s)).deleteEndpoint(networkId, endpointId).catch((e: unknown) => failures.push(e));
       // The allocation is released even when the interface could not be removed (a retry finishes).
-      if (req.conf.ipam?.type) await new IpamRunner(this.ctx, req).run('DEL').catch((e: unknown) => failures.push(e));
+      if (req.conf.ipam?.type) await this.ipamOf(req).run('DEL').catch((e: unknown) => failures.push(e));
       if (failures.length) throw failures[0];
     });
   }
@@ -216,7 +223,7 @@ export class TsbridgeHandlers implements PluginHandlers {
       const drv = await this.driver(store);
       const { checkBridgeAttachment } = await import('./bridge-check.js');
       await checkBridgeAttachment({ kernel: await this.ctx.kernel(), drv, req, networkId, endpointId });
-      await new IpamRunner(this.ctx, req).run('CHECK');
+      await this.ipamOf(req).run('CHECK');
     });
   }
 
@@ -229,13 +236,13 @@ export class TsbridgeHandlers implements PluginHandlers {
       if ((err as { kind?: unknown }).kind === 'bad-request') throw err;
       throw new CniError(ErrorCode.PluginNotAvailable, `tsbridge: store ${conf.store} is unreachable`, (err as Error).message);
     }
-    await new IpamRunner(this.ctx, req).run('STATUS');
+    await this.ipamOf(req).run('STATUS');
   }
 
   /** GC (SPEC 1.1): the IPAM's GC, then this network's endpoints on this host that are not listed. */
   async gc(req: CniRequest): Promise<void> {
     const conf = parseTsbridgeConf(req.conf);
-    await new IpamRunner(this.ctx, req).run('GC');
+    await this.ipamOf(req).run('GC');
     const valid = new Set(req.validAttachments.map((a) => bridgeEndpointId(a.containerID, a.ifname)));
     const networkId = bridgeNetworkId(req.conf.name, this.ctx.hostId);
     await withStore(this.ctx, conf.store, async (store) => {

@@ -86,8 +86,13 @@ function mapIpamError(err: unknown): unknown {
 export class TsipamHandlers implements PluginHandlers {
   constructor(private readonly ctx: CniContext) {}
 
+  /** One Ipam per store: a daemon keeps its allocator caches (blocks, cursor) across requests. */
+  private readonly ipams = new WeakMap<Store, Ipam>();
+
   private ipam(store: Store): Ipam {
-    return new Ipam(store, { hostId: this.ctx.hostId });
+    let ipam = this.ipams.get(store);
+    if (!ipam) this.ipams.set(store, (ipam = new Ipam(store, { hostId: this.ctx.hostId })));
+    return ipam;
   }
 
   private pools(ipam: Ipam, conf: TsipamConf, network: string, set: TsipamRange[]): Promise<PoolInfo[]> {
