@@ -107,4 +107,63 @@ stateOptions(program.command('dns').description('the DNS server').command('serve
   .option('--recursion-from <cidr,…>', 'clients besides loopback and our networks that may recurse')
   .action(act(async () => (await import('./commands/misc.js')).dnsServeCommand));
 
+// Links and services: store writes every daemon applies (daemon/store-rules.ts).
+/** act() for commands with positional arguments: fn(...args, opts). */
+function actArgs(load: () => Promise<(...a: any[]) => Promise<number>>) {
+  return async (...a: unknown[]) => {
+    const opts = a[a.length - 2];
+    const positional = a.slice(0, -2);
+    await act(async () => async (o: unknown) => (await load())(...positional, o))(opts);
+  };
+}
+const linksServices = () => import('./commands/links-services.js');
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+const link = program.command('link').description('legacy links: FROM may reach TO\'s ports on a network with icc=false');
+stateOptions(link.command('add'))
+  .description('link FROM to TO (optionally known as ALIAS); prints the environment Docker gives FROM')
+  .argument('<from>', 'endpoint name, alias or id')
+  .argument('<to>', 'TO[:ALIAS]')
+  .requiredOption('--network <net>', 'network id, name or id prefix')
+  .option('--port <port[/proto]>', 'port of TO to open (repeatable; default TO\'s exposed ports)', collect)
+  .action(actArgs(async () => (await linksServices()).linkAdd));
+stateOptions(link.command('rm'))
+  .description('remove the link from FROM to TO')
+  .argument('<from>')
+  .argument('<to>')
+  .requiredOption('--network <net>', 'network id, name or id prefix')
+  .action(actArgs(async () => (await linksServices()).linkRm));
+stateOptions(link.command('ls'))
+  .description('list links with their addresses and state (active: both ends exist)')
+  .option('--network <net>', 'only this network')
+  .action(act(async () => (await linksServices()).linkLs));
+
+const service = program.command('service').description('service virtual IPs load-balanced over endpoints');
+stateOptions(service.command('create'))
+  .description('create a service: VIP and ports, backends chosen by endpoint name or labels')
+  .argument('<name>', 'service name (a DNS label)')
+  .requiredOption('--vip <ip>', 'the virtual IP')
+  .requiredOption('--port <port[:target][/proto]>', 'service port (repeatable)', collect)
+  .option('--endpoint <name>', 'backend endpoint name or alias (repeatable)', collect)
+  .option('--label <key=value>', 'select backends by label (repeatable; all must match)', collect)
+  .option('--affinity <seconds>', 'keep a client on its backend this long')
+  .action(actArgs(async () => (await linksServices()).serviceCreate));
+stateOptions(service.command('rm'))
+  .description('remove a service')
+  .argument('<name>')
+  .action(actArgs(async () => (await linksServices()).serviceRm));
+stateOptions(service.command('ls'))
+  .description('list services with the backend addresses they select now')
+  .action(act(async () => (await linksServices()).serviceLs));
+stateOptions(service.command('add-backend'))
+  .description('add endpoints (by name or alias) to a service\'s backends')
+  .argument('<name>')
+  .argument('<endpoints...>')
+  .action(actArgs(async () => (await linksServices()).serviceAddBackend));
+stateOptions(service.command('rm-backend'))
+  .description('remove endpoints from a service\'s backends')
+  .argument('<name>')
+  .argument('<endpoints...>')
+  .action(actArgs(async () => (await linksServices()).serviceRmBackend));
+
 await program.parseAsync(process.argv);

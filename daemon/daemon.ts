@@ -19,6 +19,7 @@ import { startDockerPlugins, type DockerPlugins } from './docker-plugins.js';
 import { OverlayDriver } from '../plugins/drivers/overlay/overlay.js';
 import { HostRegistration } from '../plugins/drivers/overlay/hosts.js';
 import { startLocalApi, type LocalApi } from './local-api.js';
+import { startStoreRules, type StoreRules } from './store-rules.js';
 import { startObservability, type Observability } from './observability/index.js';
 import type { Logger } from './log.js';
 
@@ -50,6 +51,7 @@ export class Daemon {
   private obs?: Observability;
   private reconciler?: Reconciler;
   private dns?: HostDns;
+  private rules?: StoreRules;
   private advertise: string | null = null;
   private readonly startedAt = new Date().toISOString();
   private stopping = false;
@@ -87,6 +89,15 @@ export class Daemon {
       await this.overlay.start();
       await this.register(this.store, this.overlay);
       this.docker = await startDockerPlugins({ ...core, hostId: this.cfg.hostId, pluginDir: this.cfg.pluginDir, dockerHost: this.cfg.dockerHost, store: this.store, overlay: this.overlay, log: this.log });
+      // Links and service VIPs from `tsoverlay link|service` records (daemon/store-rules.ts), started
+      // after the plugins' reconcile so the firewall already knows this host's networks.
+      const rulesLog = this.log.child({ component: 'store-rules' });
+      this.rules = await startStoreRules({
+        store: this.store,
+        firewall: core.firewall,
+        onError: (err, what) => rulesLog.warn({ err: (err as Error).message, what }, 'record not applied'),
+        onWaiting: (link, why) => rulesLog.debug({ link, why }, 'link not applied here'),
+      });
       this.reconciler = new Reconciler({
         bridge: this.docker.bridge,
         overlay: this.overlay,
@@ -122,6 +133,7 @@ export class Daemon {
     await this.api?.close();
     await this.reconciler?.stop();
     await this.dns?.stop();
+    await this.rules?.stop();
     await this.docker?.close();
     await this.overlay?.stop();
     await this.obs?.close();
