@@ -144,23 +144,44 @@ async function serve(sock: string, storeUrl: string): Promise<void> {
     const chunks: Buffer[] = [];
     req.on('data', (d: Buffer) => chunks.push(d));
     req.on('end', async () => {
-      const out = await serveHandOff(JSON.parse(Buffer.concat(chunks).toString('utf8')), (n) => specs[n as keyof typeof specs]);
+      const t0 = performance.now();
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { env?: { CNI_COMMAND?: string } };
+      const out = await serveHandOff(body, (n) => specs[n as keyof typeof specs]);
       res.writeHead(out.status, { 'content-type': 'application/json' }).end(JSON.stringify(out.body));
+      // The daemon's own share of each call, for the report.
+      process.stdout.write(`served ${body.env?.CNI_COMMAND} ${(performance.now() - t0).toFixed(2)}\n`);
     });
   });
   server.listen(sock, () => process.stdout.write('ready\n'));
   process.on('SIGTERM', () => server.close(() => process.exit(0)));
 }
 
-async function startDaemon(s: Setup, storeUrl: string): Promise<{ sock: string; stop: () => void }> {
+interface Daemon {
+  sock: string;
+  stop: () => void;
+  /** Milliseconds the daemon spent per command (ADD, DEL). */
+  served: Record<string, number[]>;
+}
+
+async function startDaemon(s: Setup, storeUrl: string): Promise<Daemon> {
   const sock = join(s.work, 'daemon.sock');
   const loader = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
   const child = spawn('nsenter', [`--net=/var/run/netns/${s.host}`, '--', process.execPath, `--import=${loader}`, fileURLToPath(import.meta.url), '--serve', sock, storeUrl], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const served: Record<string, number[]> = {};
+  let buf = '';
   await new Promise<void>((resolve, reject) => {
-    child.stdout!.once('data', () => resolve());
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      buf += d;
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const [word, command, value] = buf.slice(0, i).split(' ');
+        buf = buf.slice(i + 1);
+        if (word === 'ready') resolve();
+        else if (word === 'served' && command) (served[command] ??= []).push(Number(value));
+      }
+    });
     child.once('exit', (code) => reject(new Error(`hand-off server exited ${code}`)));
   });
-  return { sock, stop: () => child.kill('SIGTERM') };
+  return { sock, stop: () => child.kill('SIGTERM'), served };
 }
 
 async function main(): Promise<void> {
@@ -168,7 +189,7 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'tsob-cni-'));
   const prefix = `tsob-${Math.random().toString(16).slice(2, 8)}`;
   const s: Setup = { host: `${prefix}-h`, work, bin: '', prefix, made: [] };
-  let daemon: { stop: () => void } | undefined;
+  let daemon: Daemon | undefined;
   try {
     await netns(s, 'h');
     const binDir = join(work, 'bin');
@@ -185,6 +206,7 @@ async function main(): Promise<void> {
     const d = await startDaemon(s, `sqlite://${join(work, 'store.db')}`);
     daemon = d;
     for (const ipMasq of [false, true]) await rounds(s, ipMasq, d.sock, series);
+    const inDaemon = { ...d.served };
     console.log(`\n${N} rounds each, fresh namespace per ADD, interleaved (p50 / p95):`);
     for (const [k, x] of Object.entries(series)) console.log(`  ${k.padEnd(48)} ADD ${ms(pct(x.add, 50))} / ${ms(pct(x.add, 95))}   DEL ${ms(pct(x.del, 50))} / ${ms(pct(x.del, 95))}`);
     for (const ipMasq of [false, true]) {
@@ -194,6 +216,7 @@ async function main(): Promise<void> {
         console.log(`  ratio${mode || ' (standalone)'}, ipMasq ${ipMasq ? 'on ' : 'off'}: ADD ${(pct(o.add, 50) / pct(ref.add, 50)).toFixed(2)}× (goal ≤ 1.5)  DEL ${(pct(o.del, 50) / pct(ref.del, 50)).toFixed(2)}× (goal ≤ 1.0)`);
       }
     }
+    console.log(`  the daemon's own share (p50): ADD ${ms(pct(inDaemon.ADD ?? [0], 50))}, DEL ${ms(pct(inDaemon.DEL ?? [0], 50))}; the rest is the executable (Node start, protocol modules, one HTTP exchange)`);
     const c = confs(s, true, 'cc', join(work, 'no-daemon.sock'));
     const cd = confs(s, true, 'cd', d.sock);
     const wOurs = await concurrent(s, 'o', join(s.bin, 'tsbridge'), c.ours);
