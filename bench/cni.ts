@@ -74,7 +74,7 @@ async function netns(s: Setup, name: string): Promise<string> {
 }
 
 function call(s: Setup, file: string, command: string, conf: object, id: string, ns?: string) {
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_IFNAME: 'eth0', CNI_PATH: `${s.bin}:${REF}` };
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_IFNAME: 'eth0', CNI_PATH: `${s.bin}:${REF}`, TSOVERLAY_CNI_LOCK_DIR: s.work };
   if (ns) env.CNI_NETNS = ns;
   return sh('nsenter', [`--net=/var/run/netns/${s.host}`, '--', file], JSON.stringify(conf), env);
 }

@@ -8,7 +8,7 @@ import type { CniContext, StoreHandle } from './context.js';
 export interface StandaloneOptions {
   /** Default: the host name (the daemon's `--host-id` default). */
   hostId?: string;
-  /** Directory of the host firewall lock (default /run/tsoverlay). */
+  /** Directory of the host firewall lock (default $TSOVERLAY_CNI_LOCK_DIR, else /run/tsoverlay). */
   lockDir?: string;
   warn?: (msg: string) => void;
 }
@@ -18,6 +18,8 @@ export function standaloneContext(opts: StandaloneOptions = {}): CniContext {
   let kernel: Kernel | undefined;
   const warn = opts.warn ?? ((msg: string) => void process.stderr.write(`${msg}\n`));
   const hostId = opts.hostId ?? hostname();
+  // Tests and unusual layouts move the lock file; every plugin of a host must agree on it.
+  const lockDir = opts.lockDir ?? (process.env.TSOVERLAY_CNI_LOCK_DIR || undefined);
   return {
     hostId,
     async openStore(url: string): Promise<StoreHandle> {
@@ -31,7 +33,7 @@ export function standaloneContext(opts: StandaloneOptions = {}): CniContext {
     },
     async withFirewall(store, fn) {
       const { withHostFirewall } = await import('./firewall-state.js');
-      return withHostFirewall({ store, hostId, warn, ...(opts.lockDir ? { lockDir: opts.lockDir } : {}) }, fn);
+      return withHostFirewall({ store, hostId, warn, ...(lockDir ? { lockDir } : {}) }, fn);
     },
     warn,
   };

@@ -28,7 +28,7 @@ function prng(seed: number): () => number {
 /** Run a plugin in the host namespace; SIGKILL it after killMs (undefined: let it finish). Resolves stdout and whether it was killed. */
 function runKillable(w: World, plugin: string, command: string, conf: unknown, env: CallEnv, killMs?: number): Promise<{ code: number | null; stdout: string; killed: boolean }> {
   return new Promise((resolve, reject) => {
-    const vars: Record<string, string> = { PATH: process.env.PATH ?? '', CNI_COMMAND: command, CNI_CONTAINERID: env.containerId!, CNI_IFNAME: 'eth0', CNI_PATH: `${w.bin}:${REFERENCE_DIR}` };
+    const vars: Record<string, string> = { PATH: process.env.PATH ?? '', CNI_COMMAND: command, CNI_CONTAINERID: env.containerId!, CNI_IFNAME: 'eth0', CNI_PATH: `${w.bin}:${REFERENCE_DIR}`, TSOVERLAY_CNI_LOCK_DIR: w.dir };
     if (env.netns) vars.CNI_NETNS = env.netns;
     // nsenter (no --fork) execs sh, which execs node: the pid is the plugin's all along.
     const child = spawn('nsenter', [`--net=${w.host.path}`, '--', join(w.bin, plugin)], { env: vars, stdio: ['pipe', 'pipe', 'ignore'] });

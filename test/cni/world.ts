@@ -34,7 +34,8 @@ export async function makeWorld(t: Teardown, tag: string): Promise<World> {
     dir,
     bin,
     store: `sqlite://${join(dir, 'store.db')}`,
-    cni: (plugin, command, conf, env = {}) => caller(bin)(plugin, command, conf, { ...env, hostNetns: host.path }),
+    cni: (plugin, command, conf, env = {}) =>
+      caller(bin)(plugin, command, conf, { ...env, hostNetns: host.path, extra: { TSOVERLAY_CNI_LOCK_DIR: dir, ...env.extra } }),
     env: (ctr, containerId, extra = {}) => ({ containerId, ifname: 'eth0', hostNetns: host.path, ...(ctr ? { netns: ctr.path } : {}), ...extra }),
     container: (name) => nets.add(name),
   };
