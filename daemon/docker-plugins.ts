@@ -16,6 +16,7 @@ import { IpamOwners } from '../plugins/libnetwork/adapters/owners.js';
 import { startPluginServer, type PluginServer } from '../plugins/libnetwork/server.js';
 import type { HostPortAllocator } from '../proxy/allocator.js';
 import type { Firewall } from '../proxy/firewall.js';
+import { preloadPortmaps } from '../plugins/cni/firewall-state.js';
 import type { Store } from '../store/types.js';
 import type { Logger } from './log.js';
 
@@ -59,7 +60,7 @@ export const PLUGIN_NAMES = Object.freeze({ bridge: 'tsbridge', host: 'tshost', 
 export async function startDockerPlugins(deps: DockerPluginsDeps): Promise<DockerPlugins> {
   const log = deps.log.child({ component: 'docker' });
   const { bridge, host } = buildDrivers(deps, log);
-  await reconcile(deps.firewall, bridge, host, log);
+  await reconcile(deps, bridge, host, log);
   const engine = new EngineSync({
     engine: new EngineClient(deps.dockerHost),
     store: deps.store,
@@ -108,11 +109,18 @@ function buildDrivers(deps: DockerPluginsDeps, log: Logger): { bridge: BridgeDri
   };
 }
 
-async function reconcile(firewall: Firewall, bridge: BridgeDriver, host: HostDriver, log: Logger): Promise<void> {
+async function reconcile(deps: DockerPluginsDeps, bridge: BridgeDriver, host: HostDriver, log: Logger): Promise<void> {
+  const { firewall } = deps;
   const started = Date.now();
   // Desired rules from the records first (one transaction), then a full pass that also drops
-  // stale chains; host endpoints' ports reserved again.
-  const report = await firewall.bulk(() => bridge.reconcile());
+  // stale chains; host endpoints' ports reserved again. The ports CNI tsportmap published are
+  // desired too, or the full pass would remove their rules.
+  const warn = (msg: string) => log.warn(msg);
+  const report = await firewall.bulk(async () => {
+    const r = await bridge.reconcile();
+    await preloadPortmaps(firewall, deps.store, deps.hostId, warn);
+    return r;
+  });
   await firewall.reconcile();
   const hostReport = await host.reconcile();
   const errors = [...report.errors, ...hostReport.errors];

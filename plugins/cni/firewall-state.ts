@@ -87,9 +87,28 @@ export async function preloadFirewall(fw: Firewall, store: Store, hostId: string
       await attempt(`ports of endpoint ${ep.id}`, () => fw.publish(ep.id, { networkId: n.id, ...endpointIps(ep), mappings: republishMappings(ep.ports) }));
     }
   }
+  await preloadPortmaps(fw, store, hostId, warn, bridges);
+}
+
+/**
+ * Give `fw` the ports tsportmap published on this host (and the foreign networks they hang
+ * off): the standalone firewall's last step, and the daemon's at start-up, so that its full
+ * reconcile keeps those rules. `bridges` are the bridges `fw` already carries a network for
+ * (default: this host's bridge networks and every overlay network, from the records).
+ */
+export async function preloadPortmaps(fw: Firewall, store: Store, hostId: string, warn: (m: string) => void, bridges?: ReadonlySet<string>): Promise<void> {
+  const attempt = async (what: string, fn: () => Promise<unknown>) => {
+    try {
+      await fn();
+    } catch (err) {
+      warn(`firewall state: skipping ${what}: ${(err as Error).message}`);
+    }
+  };
   const atts = (await listAttachments(store)).filter((a) => a.hostId === hostId && a.portmap);
+  if (atts.length === 0) return;
+  const known = bridges ?? new Set((await new RecordStore(store).listNetworks()).filter((n) => n.bridge && ((n.driver === 'bridge' && n.hostId === hostId) || n.driver === 'overlay')).map((n) => n.bridge!));
   for (const f of foreignNetworks(atts)) {
-    if (bridges.has(f.bridge)) continue;
+    if (known.has(f.bridge)) continue;
     await attempt(`network ${f.id}`, () => fw.setNetwork({ id: f.id, bridge: f.bridge, subnets: f.subnets, masquerade: false }));
   }
   for (const a of atts) {
