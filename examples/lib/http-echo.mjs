@@ -1,6 +1,6 @@
 // A tiny web "container" for the examples: answers every request with its name, its own
 // address and the client's, one line, and closes the connection (so each request can land on
-// another back end). Usage: node http-echo.mjs NAME PORT
+// another back end). Usage: node http-echo.mjs NAME PORT [TAG] (TAG only marks the process)
 import { createServer } from 'node:http';
 
 const [name = 'web', port = '80'] = process.argv.slice(2);

@@ -106,7 +106,8 @@ export function etcdctl(ns: Netns, endpoint: string, args: string[]): Promise<st
 
 /** Start the tiny web server (examples/lib/http-echo.mjs) inside a namespace. */
 export async function httpEcho(s: Scenario, ns: Netns, name: string, port = 80): Promise<Background> {
-  const proc = s.background(ns, process.execPath, [join(ROOT, 'examples/lib/http-echo.mjs'), name, String(port)]);
+  // The scenario's prefix rides along in argv so a leftover process would be recognisable.
+  const proc = s.background(ns, process.execPath, [join(ROOT, 'examples/lib/http-echo.mjs'), name, String(port), s.prefix]);
   await proc.waitForLine((l) => l.startsWith('listening'), 30_000);
   return proc;
 }
