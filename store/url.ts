@@ -62,6 +62,8 @@ function parseSqlite(url: string, rest: string): StoreTarget {
   if (!isAbsolute(file)) throw bad(url, 'the path must be absolute (sqlite:///var/lib/tsoverlay/store.db)');
   if (file.endsWith('/')) throw bad(url, 'the path names a directory');
   const norm = normalize(file);
+  // Kernel pseudo-filesystems hold no database, and a recursive mkdir under /proc never returns.
+  if (/^\/(proc|sys|dev)(\/|$)/.test(norm)) throw bad(url, 'the path is on a kernel pseudo-filesystem (/proc, /sys, /dev)');
   return { kind: 'sqlite', file: norm, description: `sqlite://${norm}` };
 }
 

@@ -15,7 +15,7 @@ test('sqlite URLs name an absolute file', (t) => {
     description: 'sqlite:///var/lib/tsoverlay/store.db',
   });
   t.is(defaultStoreUrl('/var/lib/tsoverlay'), 'sqlite:///var/lib/tsoverlay/store.db');
-  for (const bad of ['sqlite://relative.db', 'sqlite:///dir/', 'sqlite:///x.db?mode=ro']) {
+  for (const bad of ['sqlite://relative.db', 'sqlite:///dir/', 'sqlite:///x.db?mode=ro', 'sqlite:///proc/x/store.db', 'sqlite:///sys/s.db']) {
     const err = t.throws(() => parseStoreUrl(bad), { instanceOf: StoreError });
     t.is(err?.code, 'bad-request');
     t.true(err?.message.includes(bad), 'the message names the URL');
