@@ -70,7 +70,7 @@ function generate(rng: Rng, i: number): Record<string, unknown> {
   if (rng.chance(0.4)) options.mtu = rng.vpick([1500, '1400', 9000, 1280, v6 ? 1280 : 68], [67, 65536, '1e3', -1, 'abc', 1.5]);
   // IPv6 below the kernel's IPv6 minimum MTU (the kernel then has no IPv6 on the link).
   if (v6 && rng.chance(0.15)) options.mtu = rng.pick([1279, 1200, 576, '68']);
-  for (const k of ['icc', 'masquerade', 'hairpin']) if (rng.chance(0.2)) options[k] = rng.vpick([true, 'false', 't', '0'], ['yes', 2, null]);
+  for (const k of ['icc', 'masquerade', 'hairpin']) if (rng.chance(0.2)) options[k] = rng.vpick<unknown>([true, 'false', 't', '0'], ['yes', 2, null]);
   if (rng.chance(0.15)) options.hostBindingIpv4 = rng.vpick(['127.0.0.1', '10.9.9.9'], ['::1', 'x', '']);
   if (rng.chance(0.1)) options[rng.pick(['unknownKey', 'com.docker.x'])] = 'v';
   const input: Record<string, unknown> = {

@@ -4,13 +4,14 @@
 // exits non-zero with a one-line message (or commander's usage text), never a stack trace;
 // nothing hangs; no namespace is left behind.
 import test from 'ava';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { tryRun } from '../harness/exec.js';
 import { NetnsSet } from '../harness/netns.js';
+import { onProcessEnd } from '../harness/proc.js';
 import { caseSeed, mutateText, nastyString, randomChars, Rng } from './gen.js';
 import { settings, show } from './runner.js';
 
@@ -97,6 +98,9 @@ interface Outcome {
   timedOut: boolean;
 }
 
+/** Process groups of the runs in flight (killed if the worker is stopped mid-run). */
+const running = new Set<number>();
+
 /** Run the CLI inside the namespace in its own process group; kill the group when it overstays. */
 function runCli(argv: string[], netns: string, tmp: string): Promise<Outcome> {
   return new Promise((resolve) => {
@@ -105,6 +109,7 @@ function runCli(argv: string[], netns: string, tmp: string): Promise<Outcome> {
     let stdout = '';
     let stderr = '';
     let timedOut = false;
+    running.add(child.pid!);
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => {
@@ -117,6 +122,7 @@ function runCli(argv: string[], netns: string, tmp: string): Promise<Outcome> {
     }, RUN_MS);
     child.on('close', (code) => {
       clearTimeout(timer);
+      running.delete(child.pid!);
       resolve({ code, stdout, stderr, timedOut });
     });
   });
@@ -152,6 +158,18 @@ test('fuzz: CLI argv (real processes in a test namespace)', async (t) => {
     rmSync(tmp, { recursive: true, force: true });
   });
   const ns = await set.add('c');
+  // Stopped by AVA's timeout (a long full run): no run, namespace or sandbox outlives the worker.
+  t.teardown(onProcessEnd(() => {
+    for (const pid of running) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    spawnSync('ip', ['netns', 'delete', ns.name]);
+    rmSync(tmp, { recursive: true, force: true });
+  }));
   for (let i = 0; i < 4; i++) writeFileSync(join(tmp, `config${i}.yaml`), ['hostId: h1\n', 'dnsPort: 0\n', 'bogus: 1\n', '{{{'][i]!);
   const indexes = s.only !== undefined ? [s.only] : Array.from({ length: s.cases }, (_, i) => i);
   const outcomes: Record<string, number> = {};

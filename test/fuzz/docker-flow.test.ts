@@ -4,6 +4,7 @@
 // iptables) exactly as before it; bad input is never a 5xx; tearing down what was made returns
 // the first snapshot (no leaked pool, address, record, bridge, veth or rule).
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import type { Store } from '../../store/types.js';
 import { startDaemon } from '../harness/daemon.js';
 import type { Netns } from '../harness/netns.js';
 import { NetnsSet } from '../harness/netns.js';
+import { onProcessEnd } from '../harness/proc.js';
 import { callPlugin, type PluginReply } from '../libnetwork/plugin-client.js';
 import { caseSeed, mac, mutateJson, mutateText, nastyString, randomHex, Rng } from './gen.js';
 import { settings, show } from './runner.js';
@@ -190,6 +192,13 @@ test('fuzz: Docker call sequences against the real daemon (refusals leave nothin
   // No engine: its GC would otherwise delete endpoints no container explains.
   const d = await startDaemon({ netnsPath: ns.path, extraArgs: ['--docker-host', `unix://${tmp}/no-engine.sock`] });
   t.teardown(() => d.cleanup());
+  // Stopped by AVA's timeout (a long full run): the daemon must not outlive the worker.
+  t.teardown(onProcessEnd(() => {
+    d.child.kill('SIGKILL');
+    spawnSync('ip', ['netns', 'delete', ns.name]);
+    rmSync(d.dir, { recursive: true, force: true });
+    rmSync(tmp, { recursive: true, force: true });
+  }));
   await d.waitForLog('daemon ready', 60_000);
   const store = await openStore(d.store);
   t.teardown(() => store.close());

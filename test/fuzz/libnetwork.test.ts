@@ -54,7 +54,7 @@ const BODIES: Record<string, { role: Role | 'Plugin'; body?: (rng: Rng) => Recor
     body: (rng) => ({
       NetworkID: hexId(rng),
       Options: {
-        'com.docker.network.enable_ipv6': rng.vpick([false, 'false'], ['x', 1]),
+        'com.docker.network.enable_ipv6': rng.vpick<unknown>([false, 'false'], ['x', 1]),
         'com.docker.network.internal': rng.pick([false, true]),
         'com.docker.network.generic': {
           'com.docker.network.driver.mtu': rng.vpick(['1400', 1400, '68', '65535', ' 1500 '], ['67', '65536', '1e3', '', -1]),
