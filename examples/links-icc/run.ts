@@ -42,8 +42,9 @@ async function main(s: Scenario): Promise<void> {
   s.say(`web$ wget -O - http://db:5432/hostname  ->  ${before ?? '(no answer)'}`);
   s.expect(before === undefined, 'web cannot reach db');
 
-  s.step(`tsoverlay link add --network ${net.slice(0, 12)} web db   (docker run --link db:db …)`);
-  s.say((await tsoverlay(['link', 'add', '--store', d.store, '--network', net.slice(0, 12), 'web', 'db'])).trimEnd());
+  // The daemon learnt the network's name with the containers' names (an id or id prefix works too).
+  s.step('tsoverlay link add --network appnet web db   (docker run --link db:db …)');
+  s.say((await tsoverlay(['link', 'add', '--store', d.store, '--network', 'appnet', 'web', 'db'])).trimEnd());
   const answer = await until(() => get('web', 'http://db:5432/hostname'), 15_000, 300);
   s.say(`web$ wget -O - http://db:5432/hostname  ->  ${answer ?? '(no answer)'}`);
   s.expect(answer === 'db', 'web reaches db\'s exposed port through the link');
@@ -57,8 +58,8 @@ async function main(s: Scenario): Promise<void> {
   const again = await until(() => get('web', 'http://db:5432/hostname'), 20_000, 500);
   s.expect(again === 'db', 'web reaches db again after its restart');
 
-  s.step(`tsoverlay link rm --network ${net.slice(0, 12)} web db`);
-  s.say((await tsoverlay(['link', 'rm', '--store', d.store, '--network', net.slice(0, 12), 'web', 'db'])).trimEnd());
+  s.step('tsoverlay link rm --network appnet web db');
+  s.say((await tsoverlay(['link', 'rm', '--store', d.store, '--network', 'appnet', 'web', 'db'])).trimEnd());
   const cut = await until(async () => ((await get('web', 'http://db:5432/hostname')) === undefined ? true : undefined), 15_000, 300);
   s.expect(cut === true, 'web cannot reach db any more');
 
