@@ -81,6 +81,8 @@ export function linkAdd(from: string, target: string, opts: LinkAddOptions): Pro
     if (!r.succeeded) throw new RecordError('link-exists', 'conflict', `"${rec.from}" is already linked to "${rec.to}" on network ${net.name ?? net.id} (tsoverlay link rm first)`);
     const addrs = linkAddresses(a, b);
     const env = addrs ? linkEnv(rec.from, rec.alias, addrs.toIp, ports) : [];
+    // Legal, but only meaningful where containers are kept apart: say so rather than refuse.
+    if (net.icc) process.stderr.write(`note: network ${net.name ?? net.id} allows all traffic between its containers (icc on): the link changes nothing there\n`);
     if (opts.json) printJson({ ...rec, env });
     else {
       print(`linked ${rec.from} -> ${rec.to} (as ${rec.alias}) on network ${net.name ?? net.id}: ${ports.map((p) => `${p.port}/${p.proto}`).join(', ')}`);

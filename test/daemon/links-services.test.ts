@@ -88,6 +88,7 @@ test('link add|ls|rm write, show and remove link records; refusals are one line'
   t.regex(unknown.stderr, /no endpoint "nobody" on network appnet/);
   t.notRegex(unknown.stderr + again.stderr, /\n\s+at /);
   t.is(explicit.code, 0, explicit.stderr);
+  t.is(add.stderr, '', 'icc is off on appnet: no note');
   t.like(JSON.parse(explicit.stdout), { from: 'web', to: 'cache', alias: 'redis', ports: [{ proto: 'tcp', port: 6379 }] });
   t.true(JSON.parse(explicit.stdout).env.includes('REDIS_PORT=tcp://10.78.0.4:6379'));
 
