@@ -30,10 +30,14 @@ export interface DaemonHandle {
   cleanup(): Promise<void>;
 }
 
-/** Run `node --import=tsx bin/tsoverlay.ts ARGS` (optionally inside a namespace). */
-export function spawnCli(args: string[], netnsPath?: string): ChildProcess {
+/**
+ * Run `node --import=tsx bin/tsoverlay.ts ARGS` (optionally inside a namespace; `nsenterArgs`,
+ * when given, are nsenter's own arguments and replace `--net=<netnsPath>`).
+ */
+export function spawnCli(args: string[], netnsPath?: string, nsenterArgs?: string[]): ChildProcess {
   const node = [process.execPath, '--import=tsx', CLI, ...args];
-  const argv = netnsPath ? ['nsenter', `--net=${netnsPath}`, '--', ...node] : node;
+  const enter = nsenterArgs ?? (netnsPath ? [`--net=${netnsPath}`] : undefined);
+  const argv = enter ? ['nsenter', ...enter, '--', ...node] : node;
   return spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
@@ -47,6 +51,11 @@ export interface StartDaemonOptions {
   dir?: string;
   /** --plugin-dir (e.g. `engine.pluginDir`); default `<dir>/plugins`. */
   pluginDir?: string;
+  /**
+   * nsenter arguments to start under instead of `--net=<netnsPath>`, e.g. `podman.enterArgs()`
+   * so the daemon sees podman's private /run (the CNI_NETNS paths it is handed live there).
+   */
+  nsenterArgs?: string[];
 }
 
 type LogMatch = string | RegExp | ((rec: Record<string, unknown>) => boolean);
@@ -66,7 +75,7 @@ export async function startDaemon(opts: StartDaemonOptions = {}): Promise<Daemon
   const args = ['daemon', '--state-dir', stateDir, '--store', store, '--plugin-dir', pluginDir, '--socket', socket];
   if (opts.hostId) args.push('--host-id', opts.hostId);
   args.push(...(opts.extraArgs ?? []));
-  const child = spawnCli(args, opts.netnsPath);
+  const child = spawnCli(args, opts.netnsPath, opts.nsenterArgs);
   const logs: string[] = [];
   const waiters: { match: (rec: Record<string, unknown>) => boolean; resolve: (r: Record<string, unknown>) => void }[] = [];
   let buf = '';

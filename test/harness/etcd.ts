@@ -1,7 +1,8 @@
 // Real etcd clusters for tests and benchmarks: N members of Debian's etcd 3.4 on free
-// loopback ports, data in a temp dir (tmpfs when available), short election timeouts.
+// loopback ports (or, with `netnsPath`, on fixed ports of a given address inside a test
+// namespace), data in a temp dir (tmpfs when available), short election timeouts.
 // Cleanup ends only the PIDs it started and removes only the directory it made.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -26,6 +27,17 @@ export interface EtcdClusterOptions {
   binary?: string;
   /** Serve clients over TLS with client-certificate auth (throw-away CA made with openssl). */
   tls?: boolean;
+  /**
+   * Run every member inside this network namespace (`nsenter --net=PATH`, e.g. a store
+   * "host" on a test underlay). Members then listen on `host` with fixed ports (client
+   * `basePort + 2i`, peer `basePort + 2i + 1`), and this process, which cannot reach that
+   * namespace, probes them with curl run inside it.
+   */
+  netnsPath?: string;
+  /** Address the members listen on (default 127.0.0.1; with `netnsPath`, an address of that namespace). */
+  host?: string;
+  /** First port with `netnsPath` (default 2379). */
+  basePort?: number;
 }
 
 export interface EtcdMember {
@@ -44,7 +56,7 @@ export interface EtcdMember {
 }
 
 export interface EtcdCluster {
-  /** Client URLs (http://127.0.0.1:port). */
+  /** Client URLs (http://HOST:port; HOST is 127.0.0.1 unless `host` was given). */
   readonly endpoints: string[];
   /** Store URL for openStore: etcd://127.0.0.1:p1,127.0.0.1:p2,… (etcds://…?ca=&cert=&key= with tls). */
   readonly url: string;
@@ -99,10 +111,32 @@ function getJson(url: string, tls: TlsFiles | undefined, body?: unknown, timeout
   });
 }
 
+/** GET (or POST) a member URL and parse JSON: directly, or from inside a namespace. */
+type Fetch = (url: string, body?: unknown) => Promise<unknown>;
+
+/** A Fetch running `curl` inside the namespace at netnsPath (this process is not in it). */
+function curlIn(netnsPath: string, tls: TlsFiles | undefined): Fetch {
+  return (url, body) =>
+    new Promise((resolve, reject) => {
+      const args = [`--net=${netnsPath}`, '--', 'curl', '-sS', '--max-time', '1'];
+      if (tls) args.push('--cacert', tls.caFile, '--cert', tls.clientCertFile, '--key', tls.clientKeyFile);
+      if (body !== undefined) args.push('-X', 'POST', '--data-binary', JSON.stringify(body));
+      args.push(url);
+      execFile('nsenter', args, { timeout: 3000 }, (err, stdout) => {
+        if (err) return reject(err);
+        try {
+          resolve(JSON.parse(stdout));
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+}
+
 /** True when the member at clientUrl reports healthy (it has a leader). */
-export async function healthy(clientUrl: string, tls?: TlsFiles): Promise<boolean> {
+export async function healthy(clientUrl: string, tls?: TlsFiles, ask: Fetch = (u, b) => getJson(u, tls, b)): Promise<boolean> {
   try {
-    const h = (await getJson(`${clientUrl}/health`, tls)) as { health?: string };
+    const h = (await ask(`${clientUrl}/health`)) as { health?: string };
     return h.health === 'true';
   } catch {
     return false;
@@ -121,7 +155,8 @@ class Member implements EtcdMember {
     private readonly binary: string,
     private readonly logFile: string,
     private readonly startTimeoutMs: number,
-    private readonly tls: TlsFiles | undefined,
+    private readonly ask: Fetch,
+    private readonly netnsPath?: string,
   ) {}
 
   get pid(): number | undefined {
@@ -136,7 +171,10 @@ class Member implements EtcdMember {
   spawn(): void {
     if (this.child) return;
     const fd = openSync(this.logFile, 'a');
-    const child = spawn(this.binary, this.args, { stdio: ['ignore', fd, fd] });
+    // nsenter execs etcd after entering the namespace: the child's PID is etcd's.
+    const child = this.netnsPath
+      ? spawn('nsenter', [`--net=${this.netnsPath}`, '--', this.binary, ...this.args], { stdio: ['ignore', fd, fd] })
+      : spawn(this.binary, this.args, { stdio: ['ignore', fd, fd] });
     closeSync(fd);
     this.child = child;
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
@@ -149,7 +187,7 @@ class Member implements EtcdMember {
     const end = Date.now() + this.startTimeoutMs;
     while (Date.now() < end) {
       if (!this.child) throw new Error(`etcd member ${this.name} exited during start; see ${this.logFile}`);
-      if (await healthy(this.clientUrl, this.tls)) return;
+      if (await healthy(this.clientUrl, undefined, this.ask)) return;
       await sleep(50);
     }
     throw new Error(`etcd member ${this.name} not healthy within ${this.startTimeoutMs} ms; see ${this.logFile}`);
@@ -199,10 +237,17 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     mkdirSync(join(dir, 'tls'), { recursive: true });
     tls = await makeTlsFiles(join(dir, 'tls'));
   }
-  const ports = await Promise.all(Array.from({ length: n * 2 }, () => freePort()));
+  const host = opts.host ?? '127.0.0.1';
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) throw new Error(`etcd host ${host} must be an IPv4 address`);
+  const base = opts.basePort ?? 2379;
+  // A fresh namespace has every port free; freePort() could only probe this process's own.
+  const ports = opts.netnsPath
+    ? Array.from({ length: n * 2 }, (_, i) => base + i)
+    : await Promise.all(Array.from({ length: n * 2 }, () => freePort()));
+  const ask: Fetch = opts.netnsPath ? curlIn(opts.netnsPath, tls) : (u, b) => getJson(u, tls, b);
   const names = Array.from({ length: n }, (_, i) => `m${i}`);
-  const peer = (i: number) => `http://127.0.0.1:${ports[2 * i + 1]}`;
-  const client = (i: number) => `${tls ? 'https' : 'http'}://127.0.0.1:${ports[2 * i]}`;
+  const peer = (i: number) => `http://${host}:${ports[2 * i + 1]}`;
+  const client = (i: number) => `${tls ? 'https' : 'http'}://${host}:${ports[2 * i]}`;
   const tlsArgs = tls
     ? [`--cert-file=${tls.serverCertFile}`, `--key-file=${tls.serverKeyFile}`, `--trusted-ca-file=${tls.caFile}`, '--client-cert-auth=true']
     : [];
@@ -227,7 +272,7 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
       '--log-level=warn',
       ...tlsArgs,
     ];
-    return new Member(name, client(i), peer(i), args, opts.binary ?? '/usr/bin/etcd', join(dir, `${name}.log`), opts.startTimeoutMs ?? 20_000, tls);
+    return new Member(name, client(i), peer(i), args, opts.binary ?? '/usr/bin/etcd', join(dir, `${name}.log`), opts.startTimeoutMs ?? 20_000, ask, opts.netnsPath);
   });
   // If the test process dies abruptly, do not leave our etcd members behind.
   const onExit = () => members.forEach((m) => m.killNow());
@@ -239,7 +284,7 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     tls,
     members,
     dir,
-    leader: () => findLeader(members, tls),
+    leader: () => findLeader(members, ask),
     stop: async () => {
       if (stopped) return;
       stopped = true;
@@ -271,17 +316,17 @@ export function startEtcdSingle(opts: Omit<EtcdClusterOptions, 'members'> = {}):
   return startEtcdCluster({ ...opts, members: 1 });
 }
 
-async function findLeader(members: EtcdMember[], tls: TlsFiles | undefined): Promise<EtcdMember> {
+async function findLeader(members: EtcdMember[], ask: Fetch): Promise<EtcdMember> {
   const end = Date.now() + 10_000;
   while (Date.now() < end) {
     for (const m of members) {
       if (!m.running) continue;
       try {
-        const st = (await getJson(`${m.clientUrl}/v3/maintenance/status`, tls, {})) as { header?: { member_id?: string }; leader?: string };
+        const st = (await ask(`${m.clientUrl}/v3/maintenance/status`, {})) as { header?: { member_id?: string }; leader?: string };
         if (!st.leader || st.leader === '0') continue;
         for (const cand of members) {
           if (!cand.running) continue;
-          const cs = (await getJson(`${cand.clientUrl}/v3/maintenance/status`, tls, {})) as { header?: { member_id?: string } };
+          const cs = (await ask(`${cand.clientUrl}/v3/maintenance/status`, {})) as { header?: { member_id?: string } };
           if (cs.header?.member_id === st.leader) return cand;
         }
       } catch {

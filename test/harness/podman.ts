@@ -82,6 +82,15 @@ export class PodmanHost {
     return file;
   }
 
+  /**
+   * nsenter arguments (before `--`) that enter this host's private mount/UTS namespace and its
+   * network namespace: for a process that must see podman's /run, e.g. the daemon serving the
+   * CNI hand-off (the CNI_NETNS paths podman passes exist only in there).
+   */
+  enterArgs(): string[] {
+    return this.sandbox.enterArgs(this.netns).filter((a) => a !== '--');
+  }
+
   /** Pid of a running container's init (for `nsenter --net=/proc/PID/ns/net`). */
   async containerPid(name: string): Promise<number> {
     const pid = Number((await this.podman(['inspect', '-f', '{{.State.Pid}}', name])).trim());
