@@ -22,6 +22,14 @@ export interface OverlayBinding {
 /** The validated plugin object of a tsoverlay config. */
 export interface TsoverlayConf {
   network: string;
+  /**
+   * The overlay network joined: the config's `networkId` (an existing network, e.g. one made
+   * with `docker network create -d tsoverlay`, so CNI and Docker containers share it), else
+   * one per CNI network name (`overlayNetworkId(name)`).
+   */
+  networkId: string;
+  /** True when `networkId` came from the config (the network must exist). */
+  existing: boolean;
   /** Driver options: vni, mtu, bridge, masquerade. */
   options: Record<string, string | number | boolean>;
   /** The config's `store`, when given. */
@@ -50,8 +58,20 @@ export function parseTsoverlayConf(conf: CniRequest['conf']): TsoverlayConf {
     options.bridge = o.bridge;
   }
   const store = confString(o, 'store');
-  return { network: conf.name, options, ...(store ? { store } : {}), daemonSocket: confString(o, 'daemonSocket') ?? DEFAULT_DAEMON_SOCKET };
+  const given = o.networkId;
+  if (given !== undefined && (typeof given !== 'string' || !NETWORK_ID.test(given))) throw invalidConfig('networkId', given, `not a network id (${NETWORK_ID})`);
+  return {
+    network: conf.name,
+    networkId: given ?? overlayNetworkId(conf.name),
+    existing: given !== undefined,
+    options,
+    ...(store ? { store } : {}),
+    daemonSocket: confString(o, 'daemonSocket') ?? DEFAULT_DAEMON_SOCKET,
+  };
 }
+
+/** What a `networkId` may hold: a Docker network id (64 hex) or any id our records use. */
+const NETWORK_ID = /^[A-Za-z0-9][A-Za-z0-9_.:@=+-]{0,254}$/;
 
 /** The overlay network id of a CNI network: one per name, cluster-wide (hosts share it). */
 export function overlayNetworkId(network: string): string {
@@ -71,8 +91,8 @@ export class TsoverlayHandlers implements PluginHandlers {
     private readonly overlay?: OverlayBinding,
   ) {}
 
-  private ids(req: CniRequest): { networkId: string; endpointId: string } {
-    return { networkId: overlayNetworkId(req.conf.name), endpointId: bridgeEndpointId(req.env.containerId, req.env.ifname) };
+  private ids(conf: TsoverlayConf, req: CniRequest): { networkId: string; endpointId: string } {
+    return { networkId: conf.networkId, endpointId: bridgeEndpointId(req.env.containerId, req.env.ifname) };
   }
 
   /** The daemon's driver; a config naming another store than the daemon's is refused. */
@@ -89,7 +109,10 @@ export class TsoverlayHandlers implements PluginHandlers {
   async add(req: CniRequest): Promise<Result> {
     const conf = parseTsoverlayConf(req.conf);
     const drv = this.bound(conf);
-    const { networkId, endpointId } = this.ids(req);
+    const { networkId, endpointId } = this.ids(conf, req);
+    if (conf.existing && !(await drv.network(networkId))) {
+      throw invalidConfig('networkId', networkId, 'no such overlay network (create it first, e.g. docker network create -d tsoverlay)');
+    }
     const stale = await drv.endpoint(networkId, endpointId);
     if (stale) {
       const live = stale.sandbox?.netnsPath === req.env.netns && (await (await this.ctx.kernel()).ns(req.env.netns).link(req.env.ifname).catch(() => null));
@@ -117,7 +140,7 @@ export class TsoverlayHandlers implements PluginHandlers {
   private async attach(drv: OverlayDriver, conf: TsoverlayConf, req: CniRequest, allocated: Result): Promise<Result> {
     const ips = (allocated.ips ?? []).filter((ip) => !ip.address.includes(':'));
     if (ips.length === 0) throw new CniError(ErrorCode.InvalidConfig, `IPAM plugin ${ipamType(req)} returned no IPv4 address (tsoverlay is IPv4 only)`);
-    const { networkId, endpointId } = this.ids(req);
+    const { networkId, endpointId } = this.ids(conf, req);
     const subnets = subnetsOf(ips, true);
     const net = await drv.createNetwork({ id: networkId, name: conf.network, subnets, options: conf.options });
     await drv.createEndpoint(networkId, {
@@ -137,14 +160,17 @@ export class TsoverlayHandlers implements PluginHandlers {
       ips: ips.map((ip) => ({ ...ip, ...(gw ? { gateway: gw } : {}), interface: 2 })),
       routes: gw ? [{ dst: '0.0.0.0/0', gw }] : [],
     };
-    if (allocated.dns && Object.keys(allocated.dns).length) add.dns = allocated.dns;
+    const dns = allocated.dns ?? {};
+    // The daemon's DNS answers on the gateway (dns/README "Pointing containers at it"), as tsbridge's result says.
+    if (gw) add.dns = { ...dns, nameservers: [...new Set([gw, ...(dns.nameservers ?? [])])] };
+    else if (Object.keys(dns).length) add.dns = dns;
     return extendResult(req.prevResult, add);
   }
 
   /** DEL (SPEC §2): missing anything is success; without the daemon, a one-shot driver cleans this host. */
   async del(req: CniRequest): Promise<void> {
     const conf = parseTsoverlayConf(req.conf);
-    const { networkId, endpointId } = this.ids(req);
+    const { networkId, endpointId } = this.ids(conf, req);
     const failures: unknown[] = [];
     if (this.overlay) {
       await this.bound(conf).deleteEndpoint(networkId, endpointId).catch((e: unknown) => failures.push(e));
@@ -164,7 +190,7 @@ export class TsoverlayHandlers implements PluginHandlers {
     const conf = parseTsoverlayConf(req.conf);
     if (!req.prevResult) throw invalidConfig('prevResult', null, 'CHECK needs the result of ADD');
     const drv = this.bound(conf);
-    const { networkId, endpointId } = this.ids(req);
+    const { networkId, endpointId } = this.ids(conf, req);
     const ep = await drv.endpoint(networkId, endpointId);
     if (!ep?.sandbox) throw new CniError(ErrorCode.UnknownContainer, `tsoverlay CHECK: no attachment of container ${req.env.containerId} (${req.env.ifname}) on ${req.conf.name}`);
     const ctr = (await this.ctx.kernel()).ns(req.env.netns);
@@ -189,10 +215,11 @@ export class TsoverlayHandlers implements PluginHandlers {
 
   /** GC (SPEC 1.1): the IPAM's GC, then this host's endpoints of the network that are not listed. */
   async gc(req: CniRequest): Promise<void> {
-    const drv = this.bound(parseTsoverlayConf(req.conf));
+    const conf = parseTsoverlayConf(req.conf);
+    const drv = this.bound(conf);
     await new IpamRunner(this.ctx, req).run('GC');
     const valid = new Set(req.validAttachments.map((a) => bridgeEndpointId(a.containerID, a.ifname)));
-    const networkId = overlayNetworkId(req.conf.name);
+    const networkId = conf.networkId;
     await withStore(this.ctx, this.overlay!.storeUrl, async (store) => {
       const { RecordStore } = await import('../drivers/common/record-store.js');
       for (const ep of await new RecordStore(store).listEndpoints(networkId)) {
