@@ -37,6 +37,24 @@ export class RecordStore {
     return this.createIfAbsent(keys.network(rec.id), rec, decodeNetworkRecord);
   }
 
+  /**
+   * Read-modify-write a network (as updateEndpoint): `change` returns the new record, or the
+   * same object to write nothing. Resolves undefined when the record does not exist.
+   */
+  async updateNetwork(id: string, change: (cur: NetworkRecord) => NetworkRecord): Promise<NetworkRecord | undefined> {
+    const key = keys.network(id);
+    for (let i = 0; i < CAS_ATTEMPTS; i++) {
+      const kv = await this.store.get(key);
+      if (kv === undefined) return undefined;
+      const cur = decodeNetworkRecord(kv.value, key);
+      const next = change(cur);
+      if (next === cur) return cur;
+      const r = await this.store.txn([{ key, target: 'modRevision', op: '==', value: kv.modRevision }], [{ type: 'put', key, value: encodeRecord(next) }]);
+      if (r.succeeded) return next;
+    }
+    throw new DriverError('store-contention', `network ${id}: record kept changing under ${CAS_ATTEMPTS} attempts`);
+  }
+
   /** Delete a network record; true when it existed. */
   deleteNetwork(id: string): Promise<boolean> {
     return this.store.delete(keys.network(id));

@@ -66,12 +66,24 @@ export class EngineSync {
     const entry = Object.entries(net?.Containers ?? {}).find(([, c]) => c.EndpointID === ref.endpointId);
     if (!net || !entry) return false;
     const [containerId, c] = entry;
+    await this.learnNetworkName(ref.networkId, net.Name);
     const ctr = await this.opts.engine.container(containerId);
     const att = Object.values(ctr?.NetworkSettings?.Networks ?? {}).find((n) => n.EndpointID === ref.endpointId);
     const aliases = (att?.Aliases ?? []).filter((a) => a !== c.Name);
     const updated = await this.records.updateEndpoint(ref.networkId, ref.endpointId, (cur) => ({ ...cur, containerId, names: [c.Name], aliases }));
     if (updated) this.opts.log.debug({ endpoint: ref.endpointId, container: c.Name, aliases }, 'endpoint names learned');
     return updated !== undefined;
+  }
+
+  /**
+   * Record the engine's name for one of our networks (CreateNetwork never carries it), so DNS
+   * answers `<container>.<network name>.<domain>` rather than only the 64-hex id, which is no
+   * DNS label. A global network gets the name every engine shows for it.
+   */
+  private async learnNetworkName(networkId: string, name: string | undefined): Promise<void> {
+    if (!name || name.length > 255) return;
+    const rec = await this.records.updateNetwork(networkId, (cur) => (cur.name === name ? cur : { ...cur, name }));
+    if (rec) this.opts.log.debug({ network: networkId, name }, 'network name learned');
   }
 
   /** One GC pass (see the module comment). Throws 'unavailable' when the engine cannot be asked. */
