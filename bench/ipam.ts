@@ -11,6 +11,7 @@ import { Ipam } from '../ipam/ipam.js';
 import { ownerForCni } from '../ipam/records.js';
 import { openStore } from '../store/open.js';
 import { startEtcdCluster } from '../test/harness/etcd.js';
+import { cniIpamLatency } from './ipam-cni.js';
 
 const GOAL = 2000;
 const argSeconds = process.argv.indexOf('--seconds');
@@ -145,6 +146,7 @@ async function main(): Promise<void> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  await cniIpamLatency(Number(process.env.IPAM_CNI_ROUNDS ?? 20));
   console.log(`\nsummary: etcd ${etcdRate.toFixed(0)} allocs/s (x${(etcdRate / GOAL).toFixed(2)} of goal), sqlite ${sqliteRate.toFixed(0)} allocs/s (x${(sqliteRate / GOAL).toFixed(2)} of goal)`);
 }
 
