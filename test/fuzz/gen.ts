@@ -244,7 +244,12 @@ export function mutateJson(rng: Rng, value: Json, max = 3): Json {
         else root = setAt(root, path, nastyString(rng));
         break;
       case 4:
-        if (Array.isArray(cur)) cur.push(...Array.from({ length: rng.pick([1, 2, 50, 1000]) }, () => clone(cur[0] ?? anyJson(rng, 1))));
+        if (Array.isArray(cur)) {
+          // Many copies of a small element, few of a big one: inputs stay under a few MB.
+          const item = cur[0] ?? anyJson(rng, 1);
+          const big = (JSON.stringify(item)?.length ?? 0) > 2000;
+          cur.push(...Array.from({ length: big ? rng.range(1, 2) : rng.pick([1, 2, 50, 1000]) }, () => clone(item)));
+        }
         else root = setAt(root, path, [cur, cur]);
         break;
       case 5:
