@@ -22,6 +22,8 @@ export function segment(name: string): string {
   if (typeof name !== 'string' || name.length === 0) throw new KeyError(`empty key segment`);
   if (name.length > MAX_SEGMENT) throw new KeyError(`key segment longer than ${MAX_SEGMENT}: "${name.slice(0, 40)}…"`);
   if (name === '.' || name === '..') throw new KeyError(`key segment "${name}" is not allowed`);
+  // A lone surrogate has no UTF-8 form: encoded as U+FFFD it would share a key with other names.
+  if (/\p{Cs}/u.test(name)) throw new KeyError(`key segment ${JSON.stringify(name.slice(0, 40))} is not valid Unicode (lone surrogate)`);
   let out = '';
   for (const ch of name) {
     if (SAFE.test(ch)) out += ch;
