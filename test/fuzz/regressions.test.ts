@@ -11,6 +11,7 @@ import { parseBridgeNetwork } from '../../plugins/drivers/bridge/config.js';
 import { silentLogger } from '../../plugins/drivers/common/log.js';
 import { startPluginServer } from '../../plugins/libnetwork/server.js';
 import { StoreError } from '../../store/errors.js';
+import { KeyError, keys, segment, unsegment } from '../../store/keys.js';
 import { parseStoreUrl } from '../../store/url.js';
 import { MemoryDriver, MemoryIpam, Recorder } from '../libnetwork/fixtures/memory-backends.js';
 import { bridgeEnv } from '../drivers/fixture.js';
@@ -133,4 +134,14 @@ test('bridge: a failing ensureNetwork removes the bridge it made; a non-bridge l
   const err = await t.throwsAsync(env.driver.createNetwork({ id: 'n1', subnets: [{ subnet: '10.9.0.0/24' }], options: { bridge: 'fzveth0' } }));
   t.like(err, { code: 'invalid-config', kind: 'bad-request' });
   t.is((await env.h.link('fzveth0'))?.kind, 'veth');
+});
+
+// Found while fuzzing ids: "a\ud800", "a\udc00" and "a\ufffd" all became the key segment
+// "a%EF%BF%BD", so distinct names shared one record.
+test('store keys: a name with a lone surrogate is refused, distinct names keep distinct keys', (t) => {
+  for (const name of ['a\ud800', 'a\udc00', '\udfff', 'x\ud83d']) {
+    t.throws(() => keys.network(name), { instanceOf: KeyError });
+  }
+  t.not(keys.network('a\ufffd'), keys.network('a🐳'));
+  t.is(unsegment(segment('a🐳\ufffd/é')), 'a🐳\ufffd/é');
 });
