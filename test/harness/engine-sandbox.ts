@@ -127,7 +127,8 @@ export class EngineSandbox {
 }
 
 async function waitForOwnNamespace(pid: number, mine: string | undefined): Promise<string> {
-  const deadline = Date.now() + 5_000;
+  // Generous: on a loaded 2-core machine starting `unshare … sleep` took more than 5 s.
+  const deadline = Date.now() + 20_000;
   for (;;) {
     const ns = mountNsOf(pid);
     // Before unshare(2) runs, the child still shares our namespace; after exec the comm is "sleep".
