@@ -314,7 +314,9 @@ export class OverlayDriver {
       this.log.warn({ network: cfg.id }, 'no firewall configured: masquerade and isolation rules are not applied');
     }
     this.peers.attach({ id: cfg.id, vxlan: cfg.vxlan, port: underlay.port });
-    if (r.vxlanCreated) this.peers.invalidate(cfg.id);
+    // A forced pass (the periodic reconcile) reads the device's entries again: someone may have
+    // removed FDB or neighbour entries (`bridge fdb del`) that the programmer believes installed.
+    if (r.vxlanCreated || force) this.peers.invalidate(cfg.id);
     this.realised.add(cfg.id);
     return r.bridgeCreated || r.vxlanCreated;
   }
