@@ -98,6 +98,16 @@ export class BridgeKernel {
       if (!cfg.internal) values['net.ipv6.conf.all.forwarding'] = 1;
     }
     await this.host.sysctlSetMany(values);
+    if (!cfg.ipv6) {
+      // An IPv4-only bridge still runs IPv6 (link-local, forwarding off): with the default
+      // accept_ra=1 a container's router advertisement would give the host an address and a
+      // default route (CVE-2020-10749). A kernel without IPv6 has nothing to protect.
+      try {
+        await this.host.sysctlSetMany({ [confSysctlKey(6, cfg.bridge, 'accept_ra')]: 0 });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
     if (!cfg.icc) {
       // ICC=false is a FORWARD rule; bridged frames reach FORWARD only with bridge-nf-call on.
       const nf: Record<string, number> = { 'net.bridge.bridge-nf-call-iptables': 1 };
