@@ -15,7 +15,7 @@ import { run } from '../harness/exec.js';
 import { NetnsSet } from '../harness/netns.js';
 import { pluginDir } from '../cni/harness.js';
 import { FaultRuntime } from './fixtures/cni-runtime.js';
-import { memberPorts, startEtcdRelay } from './fixtures/etcd-relay.js';
+import { memberPorts, patient, startEtcdRelay } from './fixtures/etcd-relay.js';
 
 type T = ExecutionContext;
 
@@ -34,7 +34,7 @@ async function hostFor(t: T, cluster: EtcdCluster, tag: string) {
 }
 
 async function hostRecord(url: string, hostId: string): Promise<Record<string, unknown> | undefined> {
-  const s = await openStore(url);
+  const s = await openStore(patient(url));
   try {
     const kv = await s.get(keys.host(hostId));
     return kv ? JSON.parse(kv.value) : undefined;
@@ -66,7 +66,7 @@ test('daemon on etcds:// with a client certificate registers its host and serves
   const add = await rt.add(list, a);
   t.is(add.code, 0, add.stdout + add.stderr);
   await ctr.exec('ping', ['-c', '1', '-W', '2', '10.73.0.1']);
-  const s = await openStore(cluster.url);
+  const s = await openStore(patient(cluster.url));
   t.teardown(() => s.close());
   t.is((await s.range(keys.endpoints())).kvs.filter((kv) => kv.value.includes('fztls1')).length, 1, 'the endpoint record is in etcd');
   const del = await rt.del(list, a, add.json);
