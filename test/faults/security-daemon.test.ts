@@ -39,7 +39,9 @@ test('a port published on 127.0.0.1 by CNI tsportmap: the host reaches it, a nei
   const ctr = await set.add('c');
   const nb = await set.add('nb');
   await set.link(host, 'un0', '10.97.0.1/24', nb, 'un', '10.97.0.2/24');
-  const d = await startDaemon({ netnsPath: host.path, extraArgs: ['--reconcile-interval', '1'] });
+  // No periodic pass: the control below must not race it; a restart restores the rules.
+  const opts = { dir: join(www, 'd'), netnsPath: host.path, extraArgs: ['--reconcile-interval', '0'] };
+  let d = await startDaemon(opts);
   t.teardown(() => d.cleanup());
   await d.waitForLog('daemon ready', 120_000);
   const list: FaultConflist = {
@@ -74,11 +76,14 @@ test('a port published on 127.0.0.1 by CNI tsportmap: the host reaches it, a nei
   t.is(await get(nb.path, 'http://127.0.0.1:7070/', 1), 'ERR:28', 'CVE-2020-8558: dropped');
   t.false(await reachedContainer(), 'nothing of it was DNAT-ed to the container');
   // Control: without our raw-table drop the very same packets are DNAT-ed in (the reply dies
-  // at the neighbour as a martian) — so the drop is what protects; the reconciler puts it back.
+  // at the neighbour as a martian) — so the drop is what protects; a restart puts it back.
   await host.exec('iptables', ['-t', 'raw', '-F', 'TSO-PREROUTING']);
   await get(nb.path, 'http://127.0.0.1:7070/', 1);
   t.true(await reachedContainer(), 'the reproduction works without the drop');
-  await eventually('the raw drop restored by the reconciler', async () => (await host.exec('iptables-save', ['-t', 'raw'])).includes('-A TSO-PREROUTING'), 10_000);
+  await d.stop();
+  d = await startDaemon(opts);
+  await d.waitForLog('daemon ready', 120_000);
+  t.regex(await host.exec('iptables-save', ['-t', 'raw']), /-A TSO-PREROUTING/, 'the restarted daemon restored the drop');
   await host.exec('conntrack', ['-F']);
   t.is(await get(nb.path, 'http://127.0.0.1:7070/', 1), 'ERR:28');
   t.false(await reachedContainer());
@@ -125,9 +130,17 @@ test('router advertisements from a container configure nothing on the host (IPv4
   // Control: with accept_ra=1 on a bridge the very same advertisement does configure the host,
   // so the setting is what protects it; the reconciler then sets it back.
   const c = cases[0]!;
-  await host.exec('sysctl', ['-q', '-w', `net.ipv6.conf.${c.bridge}.accept_ra=1`, `net.ipv6.conf.${c.bridge}.forwarding=0`]);
-  await sendRouterAdvert(ctrs.get(c.name)!, 'eth0', '2001:db8:99::');
-  await eventually('the control advertisement takes effect', () => hostSees('2001:db8:99::'), 10_000);
+  // (Retried: the periodic pass may set it back before an advertisement arrives.)
+  await eventually(
+    'the control advertisement takes effect',
+    async () => {
+      await host.exec('sysctl', ['-q', '-w', `net.ipv6.conf.${c.bridge}.accept_ra=1`, `net.ipv6.conf.${c.bridge}.forwarding=0`]);
+      await sendRouterAdvert(ctrs.get(c.name)!, 'eth0', '2001:db8:99::');
+      await sleep(300);
+      return hostSees('2001:db8:99::');
+    },
+    30_000,
+  );
   await eventually('accept_ra=0 restored by the reconciler', async () => (await host.exec('sysctl', ['-n', `net.ipv6.conf.${c.bridge}.accept_ra`])).trim() === '0', 10_000);
 });
 
