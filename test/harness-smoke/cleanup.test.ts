@@ -2,6 +2,9 @@
 // a test process ended by SIGTERM cleans up on its way out, and one killed outright
 // has its engine swept by the next start.
 import test from 'ava';
+
+// Serial: the sweep test kills engines whose owner looks dead, which could catch another
+// test's engine while it is still being set up in this same file.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -42,7 +45,7 @@ function pidsMentioning(text: string): number[] {
   return pids;
 }
 
-test('a dockerd that fails to start leaves no process and no directory', async (t) => {
+test.serial('a dockerd that fails to start leaves no process and no directory', async (t) => {
   t.timeout(60_000);
   const nets = new NetnsSet('df');
   t.teardown(() => nets.cleanup());
@@ -56,7 +59,7 @@ test('a dockerd that fails to start leaves no process and no directory', async (
   t.deepEqual(pidsMentioning(dir), []);
 });
 
-test('an engine whose test process was killed is swept by the next start', async (t) => {
+test.serial('an engine whose test process was killed is swept by the next start', async (t) => {
   t.timeout(60_000);
   const { child, info: orphan } = await startFixture<{ dir: string; holderPid: number; mntNs: string; childPid: number }>([orphanFixture]);
   t.teardown(() => child.kill('SIGKILL'));
@@ -71,7 +74,7 @@ test('an engine whose test process was killed is swept by the next start', async
 });
 
 for (const kind of ['docker', 'podman']) {
-  test(`a ${kind} test process ended by SIGTERM (AVA's global timeout) cleans up on its way out`, async (t) => {
+  test.serial(`a ${kind} test process ended by SIGTERM (AVA's global timeout) cleans up on its way out`, async (t) => {
     t.timeout(60_000);
     const nets = new NetnsSet('dt');
     t.teardown(() => nets.cleanup());
