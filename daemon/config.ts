@@ -1,7 +1,7 @@
 // The daemon's configuration: defaults, then a config file (YAML or JSON, keys are the
 // flags' names in camelCase), then TSOVERLAY_* environment variables, then flags.
 // Every value is validated here; an unknown key or a bad value is an error naming it.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
@@ -152,14 +152,22 @@ const PARSERS: Record<ConfigKey, (key: string, v: unknown) => unknown> = {
   },
 };
 
+/**
+ * Largest config file read. Real ones are a few hundred bytes; the YAML parser's duplicate-key
+ * check is quadratic (a 1 MB mapping takes minutes), so a bigger file is refused unparsed.
+ */
+export const MAX_CONFIG_BYTES = 64 * 1024;
+
 /** Read a YAML or JSON config file into raw values; a bad file is a ConfigError naming it. */
 export function readConfigFile(path: string): RawConfig {
   let text: string;
   try {
+    if (statSync(path).size > MAX_CONFIG_BYTES) throw new Error(`larger than ${MAX_CONFIG_BYTES} bytes`);
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new ConfigError(`config file ${path}: ${(err as Error).message}`);
   }
+  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) throw new ConfigError(`config file ${path}: larger than ${MAX_CONFIG_BYTES} bytes`);
   let data: unknown;
   try {
     data = parseYaml(text); // YAML is a superset of JSON
