@@ -1,10 +1,11 @@
 // Regression tests for what the fuzz suites found, one minimal input each, so a fix stays
 // fixed even when a later seed no longer happens to generate the case.
 import test from 'ava';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, resolveConfig } from '../../daemon/config.js';
+import { ConfigError, readConfigFile, resolveConfig } from '../../daemon/config.js';
 import { DEFAULT_LINK_GROUPS } from '../../plugins/drivers/bridge/bridge.js';
 import { BridgeKernel } from '../../plugins/drivers/bridge/bridge-kernel.js';
 import { parseBridgeNetwork } from '../../plugins/drivers/bridge/config.js';
@@ -144,4 +145,19 @@ test('store keys: a name with a lone surrogate is refused, distinct names keep d
   }
   t.not(keys.network('a\ufffd'), keys.network('a🐳'));
   t.is(unsegment(segment('a🐳\ufffd/é')), 'a🐳\ufffd/é');
+});
+
+// fuzz config-file seed 20250611 case 72342: a 1.3 MB JSON mapping (200k keys) took 17 minutes
+// in the YAML parser's duplicate-key check before the first unknown key could be reported.
+test('config: a config file over 64 KiB is refused without parsing it', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tsot-fuzzreg-cfg-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'big.json');
+  writeFileSync(path, JSON.stringify(Object.fromEntries(Array.from({ length: 50_000 }, (_, i) => [String(i), 'a']))));
+  const started = performance.now();
+  const err = t.throws(() => readConfigFile(path), { instanceOf: ConfigError });
+  t.regex(err!.message, /larger than 65536 bytes/);
+  t.true(performance.now() - started < 500);
+  writeFileSync(path, `hostId: h1\n# ${'x'.repeat(60_000)}\n`);
+  t.deepEqual(readConfigFile(path), { hostId: 'h1' });
 });
