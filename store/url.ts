@@ -25,8 +25,9 @@ const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/;
 const PREFIX = /^(\/[A-Za-z0-9._~:@=+-]+)+\/?$/;
 
 function bad(url: string, why: string): StoreError {
-  // The reason may quote a piece of the URL (a host list, a query key): redact it too.
-  return new StoreError('bad-request', `bad store URL "${redact(url)}": ${redact(why)}`);
+  // The reason may quote a piece of the URL (a host list, a query key): redact it too. The URL
+  // is JSON-quoted so control characters in it cannot break the line or drive a terminal.
+  return new StoreError('bad-request', `bad store URL ${JSON.stringify(redact(url))}: ${redact(why)}`);
 }
 
 /** The URL (or a message quoting one) with every password replaced, for messages. */
