@@ -70,7 +70,8 @@ const COMMANDS: ReadonlyArray<{ argv: string[]; flags: Record<string, string>; s
   { argv: ['dns', 'serve'], flags: { '--listen': 'hostport', '--domain': 'domain', '--upstream': 'hostport', '--recursion-from': 'cidrs', '--store': 'store', '--state-dir': 'path' }, sandbox: (tmp) => ['--state-dir', `${tmp}/sd`, '--store', `sqlite://${tmp}/d.db`, '--listen', '127.0.0.1:0'] },
 ];
 
-function generate(rng: Rng, tmp: string, netns: string): string[] {
+/** `box`: this run's own directory for the sandbox flags, so runs side by side never collide. */
+function generate(rng: Rng, tmp: string, netns: string, box: string): string[] {
   const v = values(rng, tmp, netns);
   const cmd = rng.pick(COMMANDS);
   let argv: string[] = [...cmd.argv];
@@ -78,7 +79,7 @@ function generate(rng: Rng, tmp: string, netns: string): string[] {
   if (r < 0.05) argv = argv.slice(0, 1);
   else if (r < 0.1) argv = [noPath(mutateText(rng, argv.join(' '))).split(' ')[0] ?? '', ...argv.slice(1)];
   else if (r < 0.12) argv = [];
-  argv.push(...cmd.sandbox(tmp));
+  argv.push(...cmd.sandbox(box));
   const flags = Object.keys(cmd.flags);
   for (let n = rng.int(5); n > 0; n--) {
     const flag = rng.chance(0.9) ? rng.pick(flags) : rng.pick(['--bogus', '-x', '--json=1', '--', '-', '--store=', noPath(randomChars(rng, 4))]);
@@ -140,10 +141,15 @@ function check(argv: string[], o: Outcome): string {
   if (o.code === 0) return `${argv.slice(0, 2).join(' ')} ok`;
   // doctor's contract: exit 1 when a check fails, the report (not an error) on stdout.
   if (argv[0] === 'doctor' && o.code === 1 && o.stderr.trim() === '' && /checks? failed|"checks"/.test(o.stdout)) return 'doctor reported failures';
+  // The daemon logs (JSON on stdout) why it could not start, then exits 1.
+  if (argv[0] === 'daemon' && o.code === 1 && /"msg":"daemon failed to start"/.test(o.stdout)) return 'daemon failed to start (logged)';
   const lines = o.stderr.trim().split('\n').filter((l) => l.trim() !== '');
   if (/^Usage: /.test(lines[0] ?? '')) return `exit ${o.code} (usage)`;
-  // commander's own format: "error: …" plus an optional "(Did you mean …?)" line.
-  const oneLine = lines.length === 1 || (lines.length === 2 && /^error: /.test(lines[0]!) && /^\(Did you mean .*\?\)$/.test(lines[1]!));
+  // commander's own format: "error: …" plus an optional "(Did you mean …?)" line; it quotes the
+  // word it refuses as given, so a word with a line break in it spans lines.
+  const commander = /^error: /.test(lines[0] ?? '');
+  if (commander && argv.some((a) => /[\r\n]/.test(a))) return `exit ${o.code} (commander, raw word)`;
+  const oneLine = lines.length === 1 || (lines.length === 2 && commander && /^\(Did you mean .*\?\)$/.test(lines[1]!));
   if (!oneLine) throw new Error(`exit ${o.code} without a one-line message: ${show(o.stderr)}`);
   return `exit ${o.code}`;
 }
@@ -178,7 +184,7 @@ test('fuzz: CLI argv (real processes in a test namespace)', async (t) => {
   // Two at a time: the machine is shared; each run is a node start-up.
   for (let k = 0; k < indexes.length; k += 2) {
     await Promise.all(indexes.slice(k, k + 2).map(async (i) => {
-      const argv = generate(new Rng(caseSeed(s.seed, i)), tmp, ns.path);
+      const argv = generate(new Rng(caseSeed(s.seed, i)), tmp, ns.path, `${tmp}/run${i}`);
       const o = await runCli(argv, ns.path, tmp);
       try {
         const label = check(argv, o);

@@ -161,3 +161,11 @@ test('config: a config file over 64 KiB is refused without parsing it', (t) => {
   writeFileSync(path, `hostId: h1\n# ${'x'.repeat(60_000)}\n`);
   t.deepEqual(readConfigFile(path), { hostId: 'h1' });
 });
+
+// fuzz cli seed 20250611 case 121: `--store $'\niHG10.0.0.1'` printed a two-line message (the
+// URL raw); an escape sequence in it would have reached the terminal as well.
+test('store URLs: the refused URL is quoted, control characters escaped', (t) => {
+  const err = t.throws(() => parseStoreUrl('\nx\u001b[31m'), { instanceOf: StoreError });
+  t.false(/[\n\u001b]/.test(err!.message), err!.message);
+  t.true(err!.message.startsWith('bad store URL "\\nx\\u001b[31m"'), err!.message);
+});
