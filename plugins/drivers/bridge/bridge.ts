@@ -294,16 +294,13 @@ export class BridgeDriver {
   // ---- helpers ----
 
   private async requireNetwork(networkId: string): Promise<NetworkRecord> {
-    const rec = await this.records.getNetwork(networkId);
-    if (!rec) throw new DriverError('unknown-network', `network ${JSON.stringify(networkId)} does not exist (was it created with the bridge driver?)`);
+    const rec = await this.records.requireNetwork(networkId, 'bridge');
     this.assertOurs(rec);
     return rec;
   }
 
   private async requireEndpoint(networkId: string, endpointId: string): Promise<EndpointRecord> {
-    const ep = await this.records.getEndpoint(networkId, endpointId);
-    if (!ep) throw new DriverError('unknown-endpoint', `endpoint ${JSON.stringify(endpointId)} does not exist on network ${JSON.stringify(networkId)}`);
-    return ep;
+    return this.records.requireEndpoint(networkId, endpointId);
   }
 
   private assertOurs(rec: NetworkRecord): void {

@@ -32,6 +32,20 @@ export class RecordStore {
     return this.list(keys.networks(), decodeNetworkRecord);
   }
 
+  /** The network's record, or unknown-network naming the driver it was expected to come from. */
+  async requireNetwork(id: string, driver: string): Promise<NetworkRecord> {
+    const rec = await this.getNetwork(id);
+    if (!rec) throw new DriverError('unknown-network', `network ${JSON.stringify(id)} does not exist (was it created with the ${driver} driver?)`);
+    return rec;
+  }
+
+  /** The endpoint's record, or unknown-endpoint. */
+  async requireEndpoint(networkId: string, endpointId: string): Promise<EndpointRecord> {
+    const ep = await this.getEndpoint(networkId, endpointId);
+    if (!ep) throw new DriverError('unknown-endpoint', `endpoint ${JSON.stringify(endpointId)} does not exist on network ${JSON.stringify(networkId)}`);
+    return ep;
+  }
+
   /** Store `rec` unless the key exists; then return what is there. */
   createNetwork(rec: NetworkRecord): Promise<CreateOutcome<NetworkRecord>> {
     return this.createIfAbsent(keys.network(rec.id), rec, decodeNetworkRecord);

@@ -378,16 +378,13 @@ export class OverlayDriver {
   }
 
   private async requireNetwork(networkId: string): Promise<NetworkRecord> {
-    const rec = await this.records.getNetwork(networkId);
-    if (!rec) throw new DriverError('unknown-network', `network ${JSON.stringify(networkId)} does not exist (was it created with the overlay driver?)`);
+    const rec = await this.records.requireNetwork(networkId, 'overlay');
     this.configOf(rec);
     return rec;
   }
 
   private async requireEndpoint(networkId: string, endpointId: string): Promise<EndpointRecord> {
-    const ep = await this.records.getEndpoint(networkId, endpointId);
-    if (!ep) throw new DriverError('unknown-endpoint', `endpoint ${JSON.stringify(endpointId)} does not exist on network ${JSON.stringify(networkId)}`);
-    return ep;
+    return this.records.requireEndpoint(networkId, endpointId);
   }
 
   private async step(causes: string[], what: string, fn: () => Promise<unknown>): Promise<void> {
