@@ -143,7 +143,7 @@ test.serial('-p is reachable from a client namespace; stop/start gives a new end
   const held = (await w().keysLike('/ipam/addresses/')).map((k) => k.split('/').pop());
   t.false(held.includes(before.IPAddress), `the old address ${before.IPAddress} is free (held: ${held.join(', ')})`);
   t.not((await get()).code, 0, 'the port is gone');
-  await engine.docker(['start', 'www']);
+  await engine.start('www', (m) => t.log(m));
   const after = JSON.parse(await engine.docker(['inspect', 'www']))[0].NetworkSettings.Networks.pub;
   t.not(after.EndpointID, before.EndpointID);
   t.deepEqual((await w().keysLike('/endpoints/')).map((k) => k.split('/').pop()), [after.EndpointID]);

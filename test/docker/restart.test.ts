@@ -136,7 +136,7 @@ test.serial('dockerd restarted: the network still works for restarted and new co
   await eventually(async () => !isAlive(pid), 30_000, 'dockerd to exit');
   engine.launch([]);
   await engine.waitReady(30_000);
-  await engine.docker(['start', 'd1', 'd2']);
+  for (const c of ['d1', 'd2']) await engine.start(c, (m) => t.log(m));
   t.true(await pingFromContainer(engine, 'd1', 'd2'), 'restarted containers talk by name');
   await engine.docker(['run', '--rm', '--net', 'rs', 'busybox:local', 'ping', '-c', '1', '-W', '2', 'd1']);
   t.deepEqual(await settled(2), { endpoints: 2, addresses: 2, veths: 2 });
