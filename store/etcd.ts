@@ -3,11 +3,11 @@
 // timed-out write may have been applied: callers write through txn compare-and-swap).
 import { readFileSync } from 'node:fs';
 import { Etcd3, type IKeyValue, type IOptions, type IRequestOp, type ICompare } from 'etcd3';
+import { checkKey, checkLeaseTtl, checkOp, checkPrefix, checkValue, checkWatch } from './args.js';
 import { StoreError, isRetryable } from './errors.js';
 import { etcdError, hostBreaker, neverSent, passThrough } from './etcd-faults.js';
 import { EtcdWatch, type EtcdKeys } from './etcd-watch.js';
 import { KeptLease } from './lease-keeper.js';
-import { badKey } from './range-end.js';
 import type { Compare, KeyValue, Lease, Op, RangeOptions, RangeResult, Store, TxnResult, WatchEvent, WatchOptions, Watcher } from './types.js';
 import type { EtcdConfig } from './url.js';
 
@@ -106,7 +106,7 @@ export class EtcdStore implements Store, EtcdKeys {
   }
 
   async range(prefix: string, opts: RangeOptions = {}): Promise<RangeResult> {
-    if (typeof prefix !== 'string') throw new StoreError('bad-request', 'range prefix must be a string');
+    checkPrefix(prefix, 'range');
     const want = opts.limit && opts.limit > 0 ? opts.limit : Infinity;
     const { key, range_end } = this.prefixRange(prefix);
     const kvs: KeyValue[] = [];
@@ -126,7 +126,7 @@ export class EtcdStore implements Store, EtcdKeys {
 
   async put(key: string, value: string, opts: { lease?: string } = {}): Promise<number> {
     checkKey(key);
-    if (typeof value !== 'string') throw new StoreError('bad-request', 'value must be a string');
+    checkValue(value);
     const lease = leaseId(opts.lease);
     const res = await this.call('put', () => this.client.kv.put({ key: this.toWire(key), value: Buffer.from(value, 'utf8'), lease }));
     return Number(res.header.revision);
@@ -145,7 +145,7 @@ export class EtcdStore implements Store, EtcdKeys {
   }
 
   async lease(ttlSeconds: number): Promise<Lease> {
-    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new StoreError('bad-request', `lease ttl must be a whole number of seconds >= 1, got ${ttlSeconds}`);
+    checkLeaseTtl(ttlSeconds);
     const res = await this.call('lease grant', () => this.client.leaseClient.leaseGrant({ TTL: ttlSeconds }));
     if (res.error) throw new StoreError('internal', `lease grant: ${res.error}`);
     // etcd may raise a short TTL to its minimum: keep alive by what it granted.
@@ -157,10 +157,7 @@ export class EtcdStore implements Store, EtcdKeys {
   }
 
   async watch(prefix: string, onEvent: (ev: WatchEvent) => void, opts: WatchOptions = {}): Promise<Watcher> {
-    if (typeof prefix !== 'string') throw new StoreError('bad-request', 'watch prefix must be a string');
-    if (opts.fromRevision !== undefined && !(Number.isInteger(opts.fromRevision) && opts.fromRevision >= 1)) {
-      throw new StoreError('bad-request', `watch fromRevision must be an integer >= 1, got ${opts.fromRevision}`);
-    }
+    checkWatch(prefix, opts);
     this.ensureOpen();
     const w = new EtcdWatch(this.client, this, prefix, onEvent, opts, { timeoutMs: this.timeoutMs, log: this.opts.log }, () => this.watches.delete(w));
     this.watches.add(w);
@@ -243,16 +240,13 @@ export class EtcdStore implements Store, EtcdKeys {
   }
 
   private op(o: Op): IRequestOp {
+    checkOp(o);
     switch (o.type) {
       case 'put':
-        checkKey(o.key);
-        if (typeof o.value !== 'string') throw new StoreError('bad-request', 'value must be a string');
         return { request_put: { key: this.toWire(o.key), value: Buffer.from(o.value, 'utf8'), lease: leaseId(o.lease) } };
       case 'delete':
-        checkKey(o.key);
         return { request_delete_range: { key: this.toWire(o.key) } };
       case 'deletePrefix':
-        if (typeof o.prefix !== 'string') throw new StoreError('bad-request', 'deletePrefix needs a string prefix');
         return { request_delete_range: this.prefixRange(o.prefix) };
       default:
         throw new StoreError('bad-request', `unknown op type ${JSON.stringify((o as { type?: unknown }).type)}`);
@@ -293,10 +287,6 @@ export class EtcdStore implements Store, EtcdKeys {
   }
 }
 
-function checkKey(key: unknown): void {
-  const bad = badKey(key);
-  if (bad) throw new StoreError('bad-request', bad);
-}
 
 function leaseId(lease: string | undefined): string | undefined {
   if (lease === undefined || lease === '' || lease === '0') return undefined;

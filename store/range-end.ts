@@ -18,9 +18,3 @@ export function prefixEnd(prefix: string): string | undefined {
   return undefined;
 }
 
-/** Validate a key argument; returns an error message or undefined. */
-export function badKey(key: unknown): string | undefined {
-  if (typeof key !== 'string' || key.length === 0) return 'key must be a non-empty string';
-  if (key.includes('\0')) return `key contains a NUL character: ${JSON.stringify(key.slice(0, 60))}`;
-  return undefined;
-}

@@ -2,9 +2,10 @@
 // executables of a host. Global revision counter, leases with expiry, watch by revision.
 // Limits: one host only (a local file); watch latency across processes is one poll period.
 import type Database from 'better-sqlite3';
+import { checkKey, checkLeaseTtl, checkOp, checkPrefix, checkValue, checkWatch } from './args.js';
 import { StoreError } from './errors.js';
 import { KeptLease } from './lease-keeper.js';
-import { badKey, prefixEnd } from './range-end.js';
+import { prefixEnd } from './range-end.js';
 import { DEFAULT_MAX_TXN_OPS, checkBranch } from './txn-rules.js';
 import { openDatabase, prepareStatements, sqliteError, type Statements } from './sqlite-schema.js';
 import { SqliteWatchHub } from './sqlite-watch.js';
@@ -70,7 +71,7 @@ export class SqliteStore implements Store {
   }
 
   async range(prefix: string, opts: RangeOptions = {}): Promise<RangeResult> {
-    if (typeof prefix !== 'string') throw new StoreError('bad-request', 'range prefix must be a string');
+    checkPrefix(prefix, 'range');
     const limit = opts.limit && opts.limit > 0 ? opts.limit : -1;
     return this.read('range', () => {
       const end = prefixEnd(prefix);
@@ -110,7 +111,7 @@ export class SqliteStore implements Store {
   }
 
   async lease(ttlSeconds: number): Promise<Lease> {
-    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new StoreError('bad-request', `lease ttl must be a whole number of seconds >= 1, got ${ttlSeconds}`);
+    checkLeaseTtl(ttlSeconds);
     const id = this.tx('lease grant', () => {
       const n = this.st.getMeta.get('next_lease')!;
       this.st.setMeta.run(n + 1, 'next_lease');
@@ -125,10 +126,7 @@ export class SqliteStore implements Store {
   }
 
   async watch(prefix: string, onEvent: (ev: WatchEvent) => void, opts: WatchOptions = {}): Promise<Watcher> {
-    if (typeof prefix !== 'string') throw new StoreError('bad-request', 'watch prefix must be a string');
-    if (opts.fromRevision !== undefined && !(Number.isInteger(opts.fromRevision) && opts.fromRevision >= 1)) {
-      throw new StoreError('bad-request', `watch fromRevision must be an integer >= 1, got ${opts.fromRevision}`);
-    }
+    checkWatch(prefix, opts);
     this.ensureOpen();
     try {
       return this.hub.add(prefix, onEvent, opts);
@@ -237,20 +235,4 @@ export class SqliteStore implements Store {
   }
 }
 
-function checkKey(key: unknown): void {
-  const bad = badKey(key);
-  if (bad) throw new StoreError('bad-request', bad);
-}
 
-function checkValue(value: unknown): void {
-  if (typeof value !== 'string') throw new StoreError('bad-request', 'value must be a string');
-}
-
-function checkOp(op: Op): void {
-  if (op.type === 'deletePrefix') {
-    if (typeof op.prefix !== 'string') throw new StoreError('bad-request', 'deletePrefix needs a string prefix');
-    return;
-  }
-  checkKey(op.key);
-  if (op.type === 'put') checkValue(op.value);
-}
