@@ -1,7 +1,6 @@
 // DnsError: what dns/ throws for bad configuration and failed start-up (never for bad packets,
 // which become DNS response codes). `code` is stable, `kind` is the shared error class.
-
-export type ErrorKind = 'bad-request' | 'not-found' | 'conflict' | 'unavailable' | 'internal';
+import { CodedError, type ErrorKind } from '../store/errors.js';
 
 export type DnsErrorCode =
   | 'invalid-listen'
@@ -19,16 +18,8 @@ const KIND: Record<DnsErrorCode, ErrorKind> = {
 };
 
 /** A DNS server configuration or start-up failure. */
-export class DnsError extends Error {
-  readonly code: DnsErrorCode;
-  readonly kind: ErrorKind;
-  readonly retryable: boolean;
-
+export class DnsError extends CodedError<DnsErrorCode> {
   constructor(code: DnsErrorCode, message: string, opts: { retryable?: boolean; cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = 'DnsError';
-    this.code = code;
-    this.kind = KIND[code];
-    this.retryable = opts.retryable ?? KIND[code] === 'unavailable';
+    super('DnsError', code, KIND[code], message, opts.retryable ?? KIND[code] === 'unavailable', opts.cause);
   }
 }

@@ -1,6 +1,6 @@
 // The IPAM's own errors: a stable `code`, the class the HTTP/CNI layers map to a status, and
 // `retryable` decided here. Store failures (StoreError) are never wrapped: they pass through.
-import type { ErrorKind } from '../store/errors.js';
+import { CodedError, type ErrorKind } from '../store/errors.js';
 
 /** Stable IPAM error codes (front ends map them to CNI codes / Docker `Error` replies). */
 export type IpamErrorCode =
@@ -48,17 +48,9 @@ const KIND: Record<IpamErrorCode, ErrorKind> = {
 };
 
 /** An IPAM failure; the message names the offending value. */
-export class IpamError extends Error {
-  readonly code: IpamErrorCode;
-  readonly kind: ErrorKind;
-  readonly retryable: boolean;
-
+export class IpamError extends CodedError<IpamErrorCode> {
   constructor(code: IpamErrorCode, message: string, opts: { cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = 'IpamError';
-    this.code = code;
-    this.kind = KIND[code];
-    this.retryable = code === 'contention';
+    super('IpamError', code, KIND[code], message, code === 'contention', opts.cause);
   }
 }
 

@@ -1,8 +1,6 @@
 // ProxyError: what every proxy/ call throws. `code` is stable, `kind` is the class the
 // HTTP/CNI layers map to a status, `retryable` is decided where the error is raised.
-
-/** Error classes shared across tsoverlay (mapped to HTTP statuses / CNI codes upstream). */
-export type ErrorKind = 'bad-request' | 'not-found' | 'conflict' | 'unavailable' | 'internal';
+import { CodedError, type ErrorKind } from '../store/errors.js';
 
 /** Stable proxy error codes. */
 export type ProxyErrorCode =
@@ -41,16 +39,8 @@ const KIND: Record<ProxyErrorCode, ErrorKind> = {
 };
 
 /** A refused request or a failed firewall/store operation. Messages name the field and the value. */
-export class ProxyError extends Error {
-  readonly code: ProxyErrorCode;
-  readonly kind: ErrorKind;
-  readonly retryable: boolean;
-
+export class ProxyError extends CodedError<ProxyErrorCode> {
   constructor(code: ProxyErrorCode, message: string, opts: { retryable?: boolean; cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = 'ProxyError';
-    this.code = code;
-    this.kind = KIND[code];
-    this.retryable = opts.retryable ?? false;
+    super('ProxyError', code, KIND[code], message, opts.retryable ?? false, opts.cause);
   }
 }

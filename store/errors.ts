@@ -15,6 +15,25 @@ export type StoreErrorCode =
 /** Error classes shared across tsoverlay (mapped to HTTP statuses / CNI codes upstream). */
 export type ErrorKind = 'bad-request' | 'not-found' | 'conflict' | 'unavailable' | 'internal';
 
+/**
+ * The shape of every tsoverlay error above the kernel layer (CONVENTIONS rule 10): a stable
+ * string `code`, the `kind` the HTTP/CNI layers map to a status, and `retryable` decided where
+ * the error is raised. Each layer subclasses it with its own code union and code → kind table.
+ */
+export abstract class CodedError<C extends string> extends Error {
+  readonly code: C;
+  readonly kind: ErrorKind;
+  readonly retryable: boolean;
+
+  protected constructor(name: string, code: C, kind: ErrorKind, message: string, retryable: boolean, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = name;
+    this.code = code;
+    this.kind = kind;
+    this.retryable = retryable;
+  }
+}
+
 const KIND: Record<StoreErrorCode, ErrorKind> = {
   unavailable: 'unavailable',
   timeout: 'unavailable',
@@ -43,17 +62,9 @@ const RETRYABLE: Record<StoreErrorCode, boolean> = {
  * already have been applied: callers must write through compare-and-swap (txn on
  * modRevision / createRevision == 0) so that a second application is refused.
  */
-export class StoreError extends Error {
-  readonly code: StoreErrorCode;
-  readonly kind: ErrorKind;
-  readonly retryable: boolean;
-
+export class StoreError extends CodedError<StoreErrorCode> {
   constructor(code: StoreErrorCode, message: string, opts: { retryable?: boolean; cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = 'StoreError';
-    this.code = code;
-    this.kind = KIND[code];
-    this.retryable = opts.retryable ?? RETRYABLE[code];
+    super('StoreError', code, KIND[code], message, opts.retryable ?? RETRYABLE[code], opts.cause);
   }
 }
 

@@ -1,9 +1,7 @@
 // DriverError: what the bridge/host/overlay drivers throw for their own refusals. `code` is
 // stable, `kind` is the class the HTTP/CNI layers map to a status, `retryable` is set here.
 // Kernel (KernelError) and store (StoreError) failures pass through unwrapped.
-
-/** Error classes shared across tsoverlay (mapped to HTTP statuses / CNI codes upstream). */
-export type ErrorKind = 'bad-request' | 'not-found' | 'conflict' | 'unavailable' | 'internal';
+import { CodedError, type ErrorKind } from '../../../store/errors.js';
 
 /** Stable driver error codes. `invalid-config` maps to CNI 7, `interface-exists` to CNI 102. */
 export type DriverErrorCode =
@@ -46,19 +44,12 @@ const KIND: Record<DriverErrorCode, ErrorKind> = {
 const RETRYABLE = new Set<DriverErrorCode>(['store-contention', 'teardown-incomplete']);
 
 /** A driver-level refusal or failure, with a message naming the field and value at fault. */
-export class DriverError extends Error {
-  readonly code: DriverErrorCode;
-  readonly kind: ErrorKind;
-  readonly retryable: boolean;
+export class DriverError extends CodedError<DriverErrorCode> {
   /** Field and value for validation failures; causes for teardown failures. */
   readonly details: { field?: string; value?: unknown; causes?: string[] };
 
   constructor(code: DriverErrorCode, message: string, details: DriverError['details'] = {}, opts: { cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = 'DriverError';
-    this.code = code;
-    this.kind = KIND[code];
-    this.retryable = RETRYABLE.has(code);
+    super('DriverError', code, KIND[code], message, RETRYABLE.has(code), opts.cause);
     this.details = details;
   }
 }
