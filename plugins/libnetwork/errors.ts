@@ -1,21 +1,16 @@
 // Errors raised by the libnetwork plugin layer and the classes the HTTP layer maps to statuses.
 // Backends may throw any Error carrying `kind` (and `code`); anything else is 'internal'.
 
-/** The error classes every tsoverlay component uses (see CONVENTIONS rule 10). */
-export type ErrorKind = 'bad-request' | 'not-found' | 'conflict' | 'unavailable' | 'internal';
+import { CodedError, type ErrorKind } from '../../store/errors.js';
+
+export type { ErrorKind };
 
 const KINDS: ReadonlySet<string> = new Set(['bad-request', 'not-found', 'conflict', 'unavailable', 'internal']);
 
 /** An error with a stable `code`, a `kind` and a `retryable` flag set where it is raised. */
-export class PluginError extends Error {
-  constructor(
-    readonly code: string,
-    readonly kind: ErrorKind,
-    message: string,
-    readonly retryable = false,
-  ) {
-    super(message);
-    this.name = 'PluginError';
+export class PluginError extends CodedError<string> {
+  constructor(code: string, kind: ErrorKind, message: string, retryable = false) {
+    super('PluginError', code, kind, message, retryable);
   }
 }
 
