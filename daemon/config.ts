@@ -4,7 +4,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import { parse as parseYaml } from 'yaml';
+import { parseDocument, type Document } from 'yaml';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -170,13 +170,37 @@ export function readConfigFile(path: string): RawConfig {
   if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) throw new ConfigError(`config file ${path}: larger than ${MAX_CONFIG_BYTES} bytes`);
   let data: unknown;
   try {
-    data = parseYaml(text); // YAML is a superset of JSON
+    // YAML is a superset of JSON. parseDocument prints no warnings: an unknown tag is refused below.
+    const doc = parseDocument(text);
+    if (doc.errors.length > 0) throw doc.errors[0]!;
+    refuseUnknownTags(path, doc);
+    data = doc.toJS();
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError(`config file ${path}: not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
   }
   if (data === null || data === undefined) return {};
   if (typeof data !== 'object' || Array.isArray(data)) throw new ConfigError(`config file ${path}: expected a mapping of keys to values`);
   return data as RawConfig;
+}
+
+/**
+ * Refuse a tag the YAML schema does not know (`logLevel: !foo debug`): the parser would read
+ * the value as a plain string, hiding a typo or a file meant for another program. The error
+ * names the top-level key the tag sits in (the first pair ending after it).
+ */
+function refuseUnknownTags(path: string, doc: Document): void {
+  const w = doc.warnings.find((x) => x.code === 'TAG_RESOLVE_FAILED');
+  if (!w) return;
+  const tag = /Unresolved tag: (\S+)/.exec(w.message)?.[1] ?? '?';
+  const pairs = (doc.contents as { items?: { key?: { value?: unknown; range?: number[] }; value?: { range?: number[] } | null }[] } | null)?.items ?? [];
+  const pair = pairs.find((p) => ((p.value?.range ?? p.key?.range)?.[2] ?? -1) > w.pos[0]);
+  const onRoot = (doc.contents as { tag?: string } | null)?.tag === tag;
+  const where = !onRoot && pair && pair.key ? `key ${JSON.stringify(String(pair.key.value).slice(0, 64))}` : 'document';
+  const line = w.linePos?.[0]?.line;
+  throw new ConfigError(
+    `config file ${path}: ${where}: unknown YAML tag ${JSON.stringify(tag.slice(0, 64))}${line ? ` (line ${line})` : ''}; write the plain value without a tag`,
+  );
 }
 
 /** TSOVERLAY_STATE_DIR=… → { stateDir: … } for every known key. */
