@@ -4,7 +4,7 @@ import { Ipam, type Allocation } from '../../ipam/index.js';
 import { cidrContains, parseAddress, parseCidr } from '../../ipam/cidr.js';
 import { RecordStore } from '../../plugins/drivers/common/record-store.js';
 import type { NetworkRecord } from '../../plugins/drivers/common/records.js';
-import { keys } from '../../store/keys.js';
+import { keys, segment } from '../../store/keys.js';
 import { openStore } from '../../store/open.js';
 import type { Store } from '../../store/types.js';
 import type { HostRecord } from '../daemon.js';
@@ -28,6 +28,30 @@ export function printRows(rows: Record<string, unknown>[], columns: string[], js
   for (const r of rows) process.stdout.write(`${line(columns.map((c) => cell(r[c])))}\n`);
 }
 
+/** A flag value the command cannot use; printed alone by the CLI (it names flag and value). */
+export class UsageError extends Error {
+  readonly code = 'invalid-argument';
+  readonly kind = 'bad-request';
+  readonly retryable = false;
+}
+
+/** A value for messages: JSON-quoted (no control characters reach the terminal), capped. */
+function shown(v: string): string {
+  return v.length > 80 ? `${JSON.stringify(v.slice(0, 80))}… (${v.length} characters)` : JSON.stringify(v);
+}
+
+/** The id a filter flag names, refused (naming the flag and value) when no record can have it. */
+function idFlag(flag: string, v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  try {
+    segment(v);
+  } catch (err) {
+    const why = v === '' ? 'expected an id, got an empty value' : (err as Error).message;
+    throw new UsageError(`${flag} ${shown(v)}: ${why}`);
+  }
+  return v;
+}
+
 /** Open the store named by the options, run fn, close the store. */
 async function withStore<T>(opts: LsOptions, fn: (store: Store) => Promise<T>): Promise<T> {
   const store = await openStore(opts.store ?? `sqlite://${opts.stateDir}/store.db`);
@@ -43,16 +67,36 @@ function records(store: Store): RecordStore {
   return new RecordStore(store, (key, err) => process.stderr.write(`skipping ${key}: ${err.message}\n`));
 }
 
-/** `tsoverlay host ls`: every registered host; a host is alive while its lease lasts. */
+/** A host record's listed fields, or the reason it cannot be read. */
+function hostRow(value: string): { id: string; advertise: string | null } | string {
+  let rec: Partial<HostRecord>;
+  try {
+    rec = JSON.parse(value) as Partial<HostRecord>;
+  } catch (err) {
+    return `not JSON (${(err as Error).message})`;
+  }
+  if (typeof rec !== 'object' || rec === null || typeof rec.id !== 'string') return 'not a host record (no string "id")';
+  if (rec.advertise !== null && rec.advertise !== undefined && typeof rec.advertise !== 'string') return '"advertise" is not a string';
+  return { id: rec.id, advertise: rec.advertise ?? null };
+}
+
+/**
+ * `tsoverlay host ls`: every registered host; a host is alive while its lease lasts. Like
+ * `docker network ls` (the engine skips a network it cannot load), a record that cannot be
+ * read is named on stderr and the others are listed; the exit code is 1 only when there were
+ * records and none could be read, so a script notices a store it cannot use at all.
+ */
 export function hostLs(opts: LsOptions): Promise<number> {
   return withStore(opts, async (store) => {
     const { kvs } = await store.range(keys.hosts());
-    const rows = kvs.map((kv) => {
-      const rec = JSON.parse(kv.value) as HostRecord;
-      return { id: rec.id, advertise: rec.advertise, alive: kv.lease !== undefined };
-    });
+    const rows: Record<string, unknown>[] = [];
+    for (const kv of kvs) {
+      const row = hostRow(kv.value);
+      if (typeof row === 'string') process.stderr.write(`tsoverlay: skipping host record ${shown(kv.key)}: ${row}\n`);
+      else rows.push({ ...row, alive: kv.lease !== undefined });
+    }
     printRows(rows, ['id', 'advertise', 'alive'], opts.json);
-    return 0;
+    return kvs.length > 0 && rows.length === 0 ? 1 : 0;
   });
 }
 
@@ -81,7 +125,8 @@ export function networkLs(opts: LsOptions): Promise<number> {
 export function endpointLs(opts: LsOptions & { network?: string }): Promise<number> {
   return withStore(opts, async (store) => {
     const recs = records(store);
-    const eps = opts.network ? await recs.listEndpoints(opts.network) : await recs.listAllEndpoints();
+    const network = idFlag('--network', opts.network);
+    const eps = network !== undefined ? await recs.listEndpoints(network) : await recs.listAllEndpoints();
     const rows = eps.map((ep) => {
       return {
         id: ep.id,
@@ -111,7 +156,7 @@ function networkOf(a: Allocation, nets: NetworkRecord[]): string | null {
 export function ipamLs(opts: LsOptions & { pool?: string }): Promise<number> {
   return withStore(opts, async (store) => {
     const ipam = new Ipam(store, { hostId: 'cli' });
-    const [allocs, nets] = await Promise.all([ipam.listAllocations(opts.pool), records(store).listNetworks()]);
+    const [allocs, nets] = await Promise.all([ipam.listAllocations(idFlag('--pool', opts.pool)), records(store).listNetworks()]);
     const rows = allocs.map((a) => ({
       address: a.address,
       pool: a.poolId,
