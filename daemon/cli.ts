@@ -1,9 +1,12 @@
 // The tsoverlay command line: the daemon and the commands that read or change state.
 import { Command, Option } from 'commander';
+import { sanitizeCliError } from './cli-text.js';
 
 const program = new Command('tsoverlay')
   .description('container networking and service discovery: Docker remote drivers and CNI plugins over one store')
-  .version('0.1.0');
+  .version('0.1.0')
+  // Set before the subcommands are added: they copy it. Commander quotes unknown words raw.
+  .configureOutput({ outputError: (str, write) => write(sanitizeCliError(str, process.argv.slice(2))) });
 
 program
   .command('daemon')

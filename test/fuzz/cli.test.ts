@@ -145,10 +145,13 @@ function check(argv: string[], o: Outcome): string {
   if (argv[0] === 'daemon' && o.code === 1 && /"msg":"daemon failed to start"/.test(o.stdout)) return 'daemon failed to start (logged)';
   const lines = o.stderr.trim().split('\n').filter((l) => l.trim() !== '');
   if (/^Usage: /.test(lines[0] ?? '')) return `exit ${o.code} (usage)`;
-  // commander's own format: "error: …" plus an optional "(Did you mean …?)" line; it quotes the
-  // word it refuses as given, so a word with a line break in it spans lines.
+  // commander's own format: "error: …" plus an optional "(Did you mean …?)" line; the words it
+  // quotes are escaped and capped (daemon/cli-text.ts).
   const commander = /^error: /.test(lines[0] ?? '');
-  if (commander && argv.some((a) => /[\r\n]/.test(a))) return `exit ${o.code} (commander, raw word)`;
+  // eslint-disable-next-line no-control-regex
+  if (commander && (/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(o.stderr) || lines.some((l) => l.length > 400))) {
+    throw new Error(`commander echoed a word raw: ${show(o.stderr)}`);
+  }
   const oneLine = lines.length === 1 || (lines.length === 2 && commander && /^\(Did you mean .*\?\)$/.test(lines[1]!));
   if (!oneLine) throw new Error(`exit ${o.code} without a one-line message: ${show(o.stderr)}`);
   return `exit ${o.code}`;
