@@ -1,9 +1,9 @@
 // The daemon's local HTTP API on a unix socket (default /run/tsoverlay/tsoverlay.sock):
-// the CLI and the CNI executables talk to the running daemon through it. Root only (0600).
+// the CLI and the CNI executables talk to the running daemon through it. Root only (0600,
+// root-owned when run as root).
 import express, { type Request, type Response, type NextFunction } from 'express';
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { dirname } from 'node:path';
+import { listenUnixPath } from '../plugins/libnetwork/listeners.js';
 import type { Logger } from './log.js';
 
 /** What GET /v1/status answers. */
@@ -45,25 +45,22 @@ export async function startLocalApi(opts: LocalApiOptions): Promise<LocalApi> {
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ code: 'not-found', message: 'unknown API path' });
   });
-  app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
+  app.use((err: Error & { status?: unknown; type?: unknown }, _req: Request, res: Response, _next: NextFunction) => {
+    // body-parser's refusals (broken JSON, too large, bad charset) carry a 4xx status: the
+    // client's mistake, answered as such with the parser's reason.
+    const status = typeof err.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
+    if (status < 500) {
+      const why = err.type === 'entity.parse.failed' ? `request body is not valid JSON: ${err.message}` : err.message;
+      res.status(status).json({ code: 'bad-request', message: why });
+      return;
+    }
     opts.log.error({ err }, 'local API request failed');
     res.status(500).json({ code: 'internal', message: err.message });
   });
 
-  mkdirSync(dirname(opts.socket), { recursive: true, mode: 0o755 });
-  rmSync(opts.socket, { force: true }); // a stale socket from a killed daemon
   const server: Server = createServer(app);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.socket, () => resolve());
-  });
-  chmodSync(opts.socket, 0o600);
-  return {
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-        rmSync(opts.socket, { force: true });
-      }),
-  };
+  // Bound privately and renamed into place with its mode (as the plugin sockets): nobody can
+  // connect while it has the umask's permissions. A live socket there is refused.
+  const listener = await listenUnixPath(server, opts.socket, { mode: 0o600 });
+  return { close: () => listener.close() };
 }

@@ -6,7 +6,7 @@ import { lstat, mkdir, mkdtemp, readFile, rename, rm, rmdir, unlink, writeFile, 
 import { createConnection } from 'node:net';
 import type { Server } from 'node:http';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PluginError } from './errors.js';
 
 /** One listening endpoint; `close()` stops it and removes what it created. */
@@ -95,13 +95,22 @@ export interface UnixListenOptions {
  * while it still has the umask's permissions.
  */
 export async function listenUnix(server: Server, opts: UnixListenOptions): Promise<Listener> {
-  const path = join(opts.dir, `${validatePluginName(opts.name)}.sock`);
+  return listenUnixPath(server, join(opts.dir, `${validatePluginName(opts.name)}.sock`), opts);
+}
+
+/**
+ * Serve `server` on the unix socket `path` the way listenUnix does (private bind, mode and
+ * owner set, then renamed into place; a stale socket replaced, a live one refused); for
+ * sockets whose path is configured whole, like the daemon's local API.
+ */
+export async function listenUnixPath(server: Server, path: string, opts: Pick<UnixListenOptions, 'mode' | 'owner'> = {}): Promise<Listener> {
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
     throw new PluginError('socket-path-too-long', 'bad-request', `socket path ${path} is longer than ${MAX_SOCKET_PATH} bytes`);
   }
-  await mkdir(opts.dir, { recursive: true, mode: 0o755 });
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true, mode: 0o755 });
   await clearStaleSocket(path);
-  const tmpDir = await mkdtemp(join(opts.dir, '.tsoverlay-'));
+  const tmpDir = await mkdtemp(join(dir, '.tsoverlay-'));
   try {
     const tmpPath = join(tmpDir, 's');
     await listen(server, tmpPath);

@@ -2,11 +2,14 @@
 // CLI flags and words, store records, the local API): one minimal input each, real processes
 // and sockets, no namespace needed.
 import test from 'ava';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, readConfigFile } from '../../daemon/config.js';
+import { startLocalApi } from '../../daemon/local-api.js';
+import { createLogger } from '../../daemon/log.js';
 import { echoWord, MAX_ECHO, sanitizeCliError } from '../../daemon/cli-text.js';
 import { keys } from '../../store/keys.js';
 import { openStore } from '../../store/open.js';
@@ -97,4 +100,79 @@ test('cli: unknown commands and options are echoed escaped and capped', async (t
   t.is(sanitizeCliError("error: unknown command 'a\tb'", ['a\tb', 'x']), "error: unknown command 'a\\tb'");
   t.is(echoWord('\u202e'), '\\u202e');
   t.is(echoWord('x'.repeat(MAX_ECHO + 1)), `${'x'.repeat(MAX_ECHO)}…(${MAX_ECHO + 1} characters)`);
+});
+
+/** One raw HTTP request over a unix socket. */
+function request(socket: string, method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ socketPath: socket, method, path, headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function localApi(t: { teardown(fn: () => unknown): void }, socket: string) {
+  const api = await startLocalApi({
+    socket,
+    log: createLogger('silent'),
+    status: () => ({ hostId: 'h', advertise: null, store: 's', version: 'v', pid: 1, startedAt: 'x' }),
+    cni: async (body) => ({ status: 200, body: { echoed: body } }),
+  });
+  t.teardown(() => api.close());
+  return api;
+}
+
+test('local API: a broken JSON body is 400 with the reason, a huge one 413; a good one still served', async (t) => {
+  const dir = tempDir(t);
+  const socket = join(dir, 'run', 'tsoverlay.sock');
+  await localApi(t, socket);
+  const broken = await request(socket, 'POST', '/v1/cni', '{"plugin": "tsbridge",');
+  t.is(broken.status, 400, broken.body);
+  t.is(JSON.parse(broken.body).code, 'bad-request');
+  t.regex(JSON.parse(broken.body).message, /^request body is not valid JSON: /);
+  const huge = await request(socket, 'POST', '/v1/cni', JSON.stringify({ x: 'y'.repeat(2 * 1024 * 1024) }));
+  t.is(huge.status, 413);
+  t.is(JSON.parse(huge.body).code, 'bad-request');
+  const ok = await request(socket, 'POST', '/v1/cni', '{"a":1}');
+  t.deepEqual({ status: ok.status, body: JSON.parse(ok.body) }, { status: 200, body: { echoed: { a: 1 } } });
+});
+
+test('local API: the socket appears with mode 0600 (bound privately, renamed in), and a live one is not taken over', async (t) => {
+  const dir = tempDir(t);
+  const run = join(dir, 'run');
+  mkdirSync(run);
+  const socket = join(run, 'tsoverlay.sock');
+  // Every time the name shows up in the directory, its mode at that moment.
+  const seen: number[] = [];
+  const watcher = watch(run, (_event, name) => {
+    if (name !== 'tsoverlay.sock') return;
+    try {
+      seen.push(lstatSync(socket).mode & 0o777);
+    } catch {
+      // gone again
+    }
+  });
+  t.teardown(() => watcher.close());
+  const old = process.umask(0);
+  let api;
+  try {
+    api = await localApi(t, socket);
+  } finally {
+    process.umask(old);
+  }
+  t.is(lstatSync(socket).mode & 0o777, 0o600);
+  t.true(seen.every((m) => m === 0o600), `modes seen: ${seen.map((m) => m.toString(8)).join(',')}`);
+  t.deepEqual(readdirSync(run), ['tsoverlay.sock'], 'no temporary directory left');
+  // A second API on the same path while the first serves: refused, the first keeps its socket.
+  const second = await t.throwsAsync(localApi(t, socket));
+  t.regex(second!.message, /another process is serving/);
+  t.is((await request(socket, 'GET', '/v1/status')).status, 200);
+  await api.close();
+  // A stale socket (its server gone) is replaced.
+  await localApi(t, socket);
+  t.is((await request(socket, 'GET', '/v1/status')).status, 200);
 });
