@@ -8,7 +8,7 @@ export async function installCniCommand(opts: { dir: string; confDir?: string; s
   const r = await installCni(opts.dir, { confDir: opts.confDir, store: opts.store });
   if (opts.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   else {
-    for (const p of r.plugins) process.stdout.write(`${p.path} -> ${p.target}\n`);
+    for (const p of r.plugins) process.stdout.write(`${p.path} -> ${p.target}${p.kind === 'launcher' ? ' (compiled launcher)' : ''}\n`);
     for (const e of r.examples) process.stdout.write(`example conflist: ${e}\n`);
   }
   return 0;

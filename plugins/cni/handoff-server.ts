@@ -2,8 +2,8 @@
 // the daemon's handlers, validated exactly as the executable itself would validate it.
 import { parseEnv } from './env.js';
 import { CniError, ErrorCode, toCniError } from './errors.js';
-import { cniVars, type HandOffReply, type HandOffRequest } from './handoff.js';
-import { dispatch, loadHandlers, parseRequest, type PluginSpec } from './skel.js';
+import { cniVars, type ExecReply, type HandOffReply, type HandOffRequest } from './handoff.js';
+import { dispatch, loadHandlers, parseRequest, runCni, type PluginSpec } from './skel.js';
 
 /** HTTP status for a CNI code (the body carries the exact code). */
 export function httpStatus(code: number): number {
@@ -20,7 +20,8 @@ export function httpStatus(code: number): number {
 export async function serveHandOff(
   body: unknown,
   specFor: (plugin: string) => PluginSpec | undefined,
-): Promise<{ status: number; body: HandOffReply }> {
+): Promise<{ status: number; body: HandOffReply | ExecReply }> {
+  if ((body as Partial<HandOffRequest> | null)?.reply === 'exec') return serveExec(body as Partial<HandOffRequest>, specFor);
   try {
     const b = body as Partial<HandOffRequest> | null;
     if (typeof b?.plugin !== 'string' || typeof b.stdin !== 'string' || typeof b.env !== 'object' || b.env === null) {
@@ -39,4 +40,28 @@ export async function serveHandOff(
     if (e.details !== undefined) error.details = e.details;
     return { status: httpStatus(e.code), body: { error } };
   }
+}
+
+/**
+ * `reply: "exec"` (the compiled launcher, bin/launcher/): run the invocation through the same
+ * runCni as the Node executable and answer what that process would print and exit with, so
+ * the launcher needs no version conversion of its own. The own-netns check is the launcher's
+ * (the daemon runs in another namespace); a plugin unknown here is 404 (not handled).
+ */
+async function serveExec(b: Partial<HandOffRequest>, specFor: (plugin: string) => PluginSpec | undefined): Promise<{ status: number; body: ExecReply | HandOffReply }> {
+  const spec = typeof b.plugin === 'string' ? specFor(b.plugin) : undefined;
+  if (!spec || typeof b.stdin !== 'string' || typeof b.env !== 'object' || b.env === null) {
+    return { status: 404, body: { error: { code: ErrorCode.InvalidConfig, msg: 'hand-off body must be {plugin, env, stdin} naming a plugin of this daemon' } } };
+  }
+  let stdout = '';
+  let stderr = '';
+  const stdin = b.stdin;
+  const exitCode = await runCni(spec, {
+    env: cniVars(b.env as NodeJS.ProcessEnv),
+    readStdin: async () => stdin,
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+    isOwnNetns: async () => false,
+  });
+  return { status: 200, body: { exitCode, stdout, stderr } };
 }

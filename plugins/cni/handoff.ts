@@ -17,6 +17,25 @@ export interface HandOffRequest {
   env: Record<string, string>;
   /** stdin exactly as received. */
   stdin: string;
+  /**
+   * `"exec"` (the compiled launcher): answer with {@link ExecReply}, the exact output and
+   * exit code of the executable. Absent: {@link HandOffReply} (this module's client).
+   */
+  reply?: 'exec';
+}
+
+/** Reply to a `reply: "exec"` request: what the executable prints and its exit code. */
+export interface ExecReply {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Default wait for the daemon's answer; TSOVERLAY_CNI_HANDOFF_TIMEOUT_MS (1 ms … 1 h) overrides it (the launcher reads the same). */
+export function handOffTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.TSOVERLAY_CNI_HANDOFF_TIMEOUT_MS;
+  const n = v !== undefined && /^\d+$/.test(v) ? Number(v) : NaN;
+  return n > 0 && n <= 3_600_000 ? n : 30_000;
 }
 
 /** Reply body: the canonical result (ADD) or nothing on success, or the CNI error. */
@@ -40,8 +59,9 @@ const NO_DAEMON = new Set(['ENOENT', 'ECONNREFUSED', 'ENOTSOCK', 'ENOTDIR', 'EAC
  * delivered (no socket, refused, or a daemon without the route: 404), so running
  * standalone cannot apply the request twice. A daemon error is thrown as its CniError;
  * a broken or slow exchange after delivery is CniError 11 (try again later).
+ * `timeoutMs` defaults to {@link handOffTimeoutMs}.
  */
-export function handOff(socket: string, body: HandOffRequest, timeoutMs = 30_000): Promise<HandOffOutcome> {
+export function handOff(socket: string, body: HandOffRequest, timeoutMs = handOffTimeoutMs()): Promise<HandOffOutcome> {
   return new Promise((resolve, reject) => {
     const payload = JSON.stringify(body);
     const req = request({ socketPath: socket, path: HANDOFF_PATH, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } });

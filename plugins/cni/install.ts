@@ -1,8 +1,9 @@
-// `tsoverlay install cni --dir DIR`: put the five CNI executables into a CNI bin directory
-// as symlinks to the built dist/bin/*.js (Node resolves the real path, so the package's
-// "type": "module" applies) and write example conflists next to it.
+// `tsoverlay install cni --dir DIR`: put the five CNI executables into a CNI bin directory —
+// copies of the compiled launcher (dist/bin/cni-launcher, bin/launcher/) plus
+// tsoverlay-launcher.conf naming Node and dist/, or, without a built launcher, symlinks to
+// dist/bin/*.js (Node resolves the real path, so "type": "module" applies) — and example conflists.
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_DAEMON_SOCKET, DEFAULT_STORE_URL } from './context.js';
@@ -17,11 +18,18 @@ export interface InstallCniOptions {
   confDir?: string | false;
   /** Store URL written into the examples (default the embedded SQLite). */
   store?: string;
+  /** Install the compiled launcher when dist/bin/cni-launcher exists (default true); false: the Node entries. */
+  launcher?: boolean;
+  /** The Node executable the launcher falls back to (default: the one running this). */
+  nodePath?: string;
 }
 
+/** The file next to installed launchers that says where Node and the JS entries are. */
+export const LAUNCHER_CONF = 'tsoverlay-launcher.conf';
+
 export interface InstallCniResult {
-  /** Each executable: the symlink written and the file it points to. */
-  plugins: Array<{ name: string; path: string; target: string }>;
+  /** Each executable: the file written and the JS entry it runs (a symlink to it, or a launcher copy). */
+  plugins: Array<{ name: string; path: string; target: string; kind: 'launcher' | 'symlink' }>;
   /** Example conflists written. */
   examples: string[];
 }
@@ -37,17 +45,26 @@ function installError(message: string, code = 'install-failed'): Error {
   return Object.assign(new Error(message), { code, kind: 'bad-request' as const, retryable: false });
 }
 
-/** Replace `path` by a symlink to `target` atomically (a runtime never sees it missing). */
-async function replaceWithSymlink(path: string, target: string): Promise<void> {
+/** Replace `path` atomically (a runtime never sees it missing) by what `make(tmp)` writes. */
+async function replaceAtomically(path: string, make: (tmp: string) => Promise<void>): Promise<void> {
   const tmp = `${path}.tsoverlay-${process.pid}`;
   await rm(tmp, { force: true });
-  await symlink(target, tmp);
+  await make(tmp);
   await rename(tmp, path);
 }
 
+/** `node=…` and `dist=…` lines for tsoverlay-launcher.conf (absolute paths, one line each). */
+function launcherConf(nodePath: string, distDir: string): string {
+  for (const p of [nodePath, distDir]) {
+    if (!isAbsolute(p) || /[\n\r\0]/.test(p)) throw installError(`launcher paths must be absolute single-line paths: ${JSON.stringify(p)}`);
+  }
+  return `# Written by tsoverlay install cni: where the CNI launchers find Node and the JS entries.\nnode=${nodePath}\ndist=${distDir}\n`;
+}
+
 /**
- * Install the CNI executables into `dir` (created when missing) and example conflists.
- * Throws (code `install-failed`, kind bad-request) when dist/ lacks a built executable:
+ * Install the CNI executables into `dir` (created when missing) and example conflists:
+ * launcher copies when dist/bin/cni-launcher was built (and `launcher` is not false),
+ * else symlinks to the Node entries. Throws (code `install-failed`, kind bad-request) when dist/ lacks a built executable:
  * run `npm run build` first.
  */
 export async function installCni(dir: string, opts: InstallCniOptions = {}): Promise<InstallCniResult> {
@@ -57,15 +74,23 @@ export async function installCni(dir: string, opts: InstallCniOptions = {}): Pro
   const missing = targets.filter((t) => !existsSync(t.target)).map((t) => t.target);
   if (missing.length) throw installError(`not built: ${missing.join(', ')} (run "npm run build" first)`);
   await mkdir(dir, { recursive: true, mode: 0o755 });
+  const launcher = join(distDir, 'bin', 'cni-launcher');
+  const useLauncher = opts.launcher !== false && existsSync(launcher);
+  if (useLauncher) {
+    const conf = launcherConf(opts.nodePath ?? process.execPath, distDir);
+    await replaceAtomically(join(dir, LAUNCHER_CONF), (tmp) => writeFile(tmp, conf, { mode: 0o644 }));
+  }
   const plugins: InstallCniResult['plugins'] = [];
   for (const { name, target } of targets) {
-    // The symlink's target must be executable for the runtime's exec to follow it.
+    // The target must be executable for the runtime's exec to follow a symlink (and for Node entries run by hand).
     const mode = (await stat(target)).mode;
     if ((mode & 0o111) !== 0o111) await chmod(target, mode | 0o755);
     const path = join(dir, name);
-    await replaceWithSymlink(path, target);
-    plugins.push({ name, path, target });
+    // A copy, not a symlink: the launcher finds tsoverlay-launcher.conf next to itself, and DIR may be anywhere.
+    await replaceAtomically(path, (tmp) => (useLauncher ? copyFile(launcher, tmp).then(() => chmod(tmp, 0o755)) : symlink(target, tmp)));
+    plugins.push({ name, path, target, kind: useLauncher ? 'launcher' : 'symlink' });
   }
+  if (!useLauncher) await rm(join(dir, LAUNCHER_CONF), { force: true });
   const examples: string[] = [];
   if (opts.confDir !== false) {
     const confDir = resolve(opts.confDir ?? join(dirname(dir), 'net.d-examples'));

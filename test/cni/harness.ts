@@ -2,7 +2,7 @@
 // executable per plugin (a small sh wrapper running bin/<plugin>.ts through tsx, so no
 // build is needed), the reference plugins after it, env + stdin per call.
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -55,15 +55,44 @@ export function distIsFresh(): boolean {
   return SOURCE_DIRS.every(walk);
 }
 
+/** The compiled CNI launcher (bin/launcher/), when `npm run build` made it from the current source. */
+export const LAUNCHER = join(ROOT, 'dist', 'bin', 'cni-launcher');
+export function launcherBuilt(): boolean {
+  return existsSync(LAUNCHER) && statSync(LAUNCHER).mtimeMs >= statSync(join(ROOT, 'bin', 'launcher', 'cni-launcher.c')).mtimeMs;
+}
+
+/** Plugin executables: `node` (sh wrappers over the entries) or `launcher` (TSOT_CNI_LAUNCHER=1 makes it the default). */
+export type PluginMode = 'node' | 'launcher';
+export function defaultMode(): PluginMode {
+  return process.env.TSOT_CNI_LAUNCHER === '1' ? 'launcher' : 'node';
+}
+
 /**
  * A CNI bin directory holding our plugins as executables: sh wrappers running the compiled
  * entry when dist/ is fresh, else the TypeScript entry through tsx (loader by absolute URL,
- * so any cwd works).
+ * so any cwd works). Mode `launcher`: copies of the compiled launcher with a
+ * tsoverlay-launcher.conf naming the same entries (when dist/ is stale: small ESM shims that
+ * load tsx and the TypeScript entry), as `tsoverlay install cni` lays them out.
  */
-export async function pluginDir(t: Teardown): Promise<string> {
+export async function pluginDir(t: Teardown, mode: PluginMode = defaultMode()): Promise<string> {
   const dir = await tempDir(t, 'cnibin');
   const loader = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
   const compiled = distIsFresh();
+  if (mode === 'launcher') {
+    if (!launcherBuilt()) throw new Error('dist/bin/cni-launcher is missing or older than bin/launcher/cni-launcher.c: run npm run build');
+    let dist = join(ROOT, 'dist');
+    if (!compiled) {
+      dist = join(dir, '.entries');
+      await mkdir(join(dist, 'bin'), { recursive: true });
+      await writeFile(join(dist, 'package.json'), '{"type":"module"}\n');
+      for (const p of [...OUR_PLUGINS, 'tsoverlay']) {
+        await writeFile(join(dist, 'bin', `${p}.js`), `await import(${JSON.stringify(loader)});\nawait import(${JSON.stringify(pathToFileURL(join(ROOT, 'bin', `${p}.ts`)).href)});\n`);
+      }
+    }
+    await writeFile(join(dir, 'tsoverlay-launcher.conf'), `node=${process.execPath}\ndist=${dist}\n`);
+    for (const p of OUR_PLUGINS) await copyFile(LAUNCHER, join(dir, p));
+    return dir;
+  }
   for (const p of OUR_PLUGINS) {
     const file = join(dir, p);
     const run = compiled ? `'${join(ROOT, 'dist', 'bin', `${p}.js`)}'` : `--import='${loader}' '${join(ROOT, 'bin', `${p}.ts`)}'`;
