@@ -1,14 +1,25 @@
 // Firewall checks of `tsoverlay doctor`, read-only: which iptables backend `iptables` is (nft or
 // legacy) and whether the other backend also holds rules, and whether the filter FORWARD chain
-// lets our traffic through (dockerd sets its policy to DROP). Limit: IPv4 only.
+// lets our traffic through (dockerd sets its policy to DROP): tsoverlay's own rule there — the
+// iptables backend's jump to TSO-FORWARD or the nft backend's mark relay — makes a DROP policy
+// harmless, as long as no unconditional DROP comes before it. Limit: IPv4 only.
 import { CHAINS } from '../../proxy/rules.js';
 import { extraTool, fail, firstLine, inScope, pass, toolsIn, type Check, type Scope } from './doctor-check.js';
+
+/**
+ * The nft backend's rule in iptables' FORWARD (as iptables-save prints it): it accepts what
+ * tsoverlay's own nft forward chain marked, since an accept in our table cannot override
+ * iptables' DROP policy. The mark is the one proxy/nft-render.ts sets.
+ */
+export const NFT_RELAY_RULE = '-A FORWARD -m mark --mark 0x2000/0x2000 -j ACCEPT';
 
 /** What the FORWARD chain of an `iptables-save -t filter` dump says about our traffic. */
 export interface ForwardState {
   policy: string | null;
-  /** Index among FORWARD rules of our jump, -1 when absent. */
+  /** Index among FORWARD rules of our rule (the TSO-FORWARD jump or the nft relay), -1 when absent. */
   jump: number;
+  /** Which of our rules `jump` is. */
+  via: 'jump' | 'relay' | null;
   /** Index of the first unconditional DROP/REJECT, -1 when none. */
   block: number;
   /** Whether our chain exists at all. */
@@ -20,25 +31,30 @@ export function parseForward(dump: string): ForwardState {
   const lines = dump.split('\n').map((l) => l.trim());
   const policy = lines.find((l) => l.startsWith(':FORWARD '))?.split(/\s+/)[1] ?? null;
   const rules = lines.filter((l) => l.startsWith('-A FORWARD '));
-  const jump = rules.findIndex((l) => l === `-A FORWARD -j ${CHAINS.forward}`);
+  const direct = rules.findIndex((l) => l === `-A FORWARD -j ${CHAINS.forward}`);
+  const relay = rules.findIndex((l) => l === NFT_RELAY_RULE);
+  const found = [direct, relay].filter((i) => i >= 0);
+  const jump = found.length ? Math.min(...found) : -1;
+  const via = jump < 0 ? null : jump === direct ? 'jump' : 'relay';
   const block = rules.findIndex((l) => /^-A FORWARD -j (DROP|REJECT)\b/.test(l));
   const chain = lines.some((l) => l.startsWith(`:${CHAINS.forward} `));
-  return { policy, jump, block, chain };
+  return { policy, jump, via, block, chain };
 }
 
 /** Judge a parsed FORWARD chain (pure; `scope` only shapes the fix command). */
 export function judgeForward(s: ForwardState, scope: Scope): Check {
   const name = 'forward-policy';
   const jumpFix = inScope(scope, `iptables -I FORWARD 1 -j ${CHAINS.forward}`);
+  const ours = s.via === 'relay' ? 'nft relay rule (mark 0x2000 → ACCEPT)' : `${CHAINS.forward} jump`;
   if (s.block >= 0 && (s.jump < 0 || s.block < s.jump)) {
-    const fix = s.chain ? jumpFix : inScope(scope, `iptables -D FORWARD ${s.block + 1}`);
-    return fail(name, `rule ${s.block + 1} of FORWARD drops everything before tsoverlay's ${CHAINS.forward} jump is reached`, fix);
+    const fix = s.via === 'relay' ? inScope(scope, `iptables -I FORWARD 1 ${NFT_RELAY_RULE.slice('-A FORWARD '.length)}`) : s.chain ? jumpFix : inScope(scope, `iptables -D FORWARD ${s.block + 1}`);
+    return fail(name, `rule ${s.block + 1} of FORWARD drops everything before tsoverlay's ${ours} is reached`, fix);
   }
   if (s.policy === 'DROP' && s.jump < 0) {
-    const fix = s.chain ? jumpFix : `${inScope(scope, 'iptables -P FORWARD ACCEPT')}; or start \`tsoverlay daemon\`, which appends -j ${CHAINS.forward}`;
-    return fail(name, `FORWARD policy is DROP (dockerd sets it) and nothing jumps to ${CHAINS.forward}: traffic of tsoverlay networks through this host is dropped`, fix);
+    const fix = s.chain ? jumpFix : `${inScope(scope, 'iptables -P FORWARD ACCEPT')}; or start \`tsoverlay daemon\`, which appends its own FORWARD rule (-j ${CHAINS.forward}, or the nft backend's mark relay)`;
+    return fail(name, `FORWARD policy is DROP (dockerd sets it) and no tsoverlay rule accepts before it (no -j ${CHAINS.forward}, no nft relay): traffic of tsoverlay networks through this host is dropped`, fix);
   }
-  if (s.policy === 'DROP') return pass(name, `FORWARD policy is DROP (dockerd) and the ${CHAINS.forward} jump accepts tsoverlay traffic before it`);
+  if (s.policy === 'DROP') return pass(name, `FORWARD policy is DROP (dockerd) and tsoverlay's ${ours} accepts tsoverlay traffic before it`);
   return pass(name, `FORWARD policy is ${s.policy ?? 'ACCEPT (no filter table yet)'}`);
 }
 

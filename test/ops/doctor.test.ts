@@ -2,7 +2,7 @@
 // fail with the command that fixes them, and running that command makes the check pass.
 import test from 'ava';
 import { doctorChecks, runDoctor, type Check } from '../../daemon/commands/doctor.js';
-import { judgeForward, parseForward } from '../../daemon/observability/doctor-firewall.js';
+import { judgeForward, NFT_RELAY_RULE, parseForward } from '../../daemon/observability/doctor-firewall.js';
 import { keys, PREFIX } from '../../store/keys.js';
 import { run } from '../harness/exec.js';
 import { NetnsSet, type Netns } from '../harness/netns.js';
@@ -74,6 +74,14 @@ test('FORWARD policy DROP without our jump fails; with the jump in place it pass
   t.regex(c.fix!, /iptables -P FORWARD ACCEPT/);
   t.is(await dump(), seen, 'the doctor changed no rule');
 
+  // The nft backend's relay, written the way the kernel hands it back to iptables-save.
+  const relay = NFT_RELAY_RULE.slice('-A FORWARD '.length).split(' ');
+  await host.exec('iptables', ['-A', 'FORWARD', ...relay]);
+  c = byName(await doctorChecks(opts), 'forward-policy');
+  t.true(c.ok, c.detail);
+  t.regex(c.detail, /DROP \(dockerd\) and tsoverlay's nft relay rule/);
+  await host.exec('iptables', ['-D', 'FORWARD', ...relay]);
+
   await host.exec('iptables', ['-N', 'TSO-FORWARD']);
   await host.exec('iptables', ['-A', 'FORWARD', '-j', 'DROP']);
   await host.exec('iptables', ['-A', 'FORWARD', '-j', 'TSO-FORWARD']);
@@ -84,7 +92,7 @@ test('FORWARD policy DROP without our jump fails; with the jump in place it pass
   await runFix(c.fix!);
   c = byName(await doctorChecks(opts), 'forward-policy');
   t.true(c.ok, c.detail);
-  t.regex(c.detail, /DROP \(dockerd\) and the TSO-FORWARD jump accepts/);
+  t.regex(c.detail, /DROP \(dockerd\) and tsoverlay's TSO-FORWARD jump accepts/);
 });
 
 test('overlay MTU above underlay − 50 and unreachable or silent peers fail with fixes', async (t) => {
@@ -142,4 +150,21 @@ test('FORWARD judgement from iptables-save text (pure)', (t) => {
   t.like(judge('*filter\n:FORWARD DROP [0:0]\n-A FORWARD -j DOCKER-USER\nCOMMIT\n'), { ok: false });
   t.true(judge('*filter\n:FORWARD DROP [0:0]\n:TSO-FORWARD - [0:0]\n-A FORWARD -j DOCKER-USER\n-A FORWARD -j TSO-FORWARD\nCOMMIT\n').ok);
   t.like(judge('*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n'), { ok: false, fix: 'iptables -D FORWARD 1' });
+});
+
+test('FORWARD judgement recognises the nft backend\'s mark relay as tsoverlay\'s own rule (pure)', (t) => {
+  const scope = { timeoutMs: 1000 };
+  const judge = (dump: string) => judgeForward(parseForward(dump), scope);
+  // dockerd's chain as 20.10 leaves it, with the relay the nft backend appends.
+  const docker = ':FORWARD DROP [0:0]\n-A FORWARD -j DOCKER-USER\n-A FORWARD -j DOCKER-ISOLATION-STAGE-1\n-A FORWARD -o docker0 -j DOCKER\n';
+  const ok = judge(`*filter\n${docker}${NFT_RELAY_RULE}\nCOMMIT\n`);
+  t.true(ok.ok, ok.detail);
+  t.regex(ok.detail, /nft relay rule/);
+  const missing = judge(`*filter\n${docker}COMMIT\n`);
+  t.false(missing.ok);
+  t.regex(missing.detail, /no tsoverlay rule accepts/);
+  t.regex(missing.fix!, /iptables -P FORWARD ACCEPT; or start `tsoverlay daemon`/);
+  const shadowed = judge(`*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j DROP\n${NFT_RELAY_RULE}\nCOMMIT\n`);
+  t.like(shadowed, { ok: false, fix: 'iptables -I FORWARD 1 -m mark --mark 0x2000/0x2000 -j ACCEPT' });
+  t.regex(shadowed.detail, /rule 1 of FORWARD drops everything before tsoverlay's nft relay rule/);
 });
