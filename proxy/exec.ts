@@ -15,7 +15,8 @@ export type ToolName =
   | 'ss'
   | 'ip'
   | 'iptables'
-  | 'ip6tables';
+  | 'ip6tables'
+  | 'nft';
 
 export interface ToolResult {
   code: number;

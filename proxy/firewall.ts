@@ -1,12 +1,16 @@
 // The facade drivers call for every firewall rule: networks, published ports, links, service
-// VIPs. Holds the desired state in memory, applies only the chains a change touches (one
-// iptables-restore per family), rolls back on failure, and reconciles against iptables-save.
+// VIPs. Holds the desired state in memory, applies only what a change touches through one
+// backend (iptables-restore per family, or one nft transaction) chosen at construction, rolls
+// back on failure, and reconciles against the kernel's dump.
 import { HostPortAllocator, readListeners, type PortWant, type Reservation } from './allocator.js';
 import type { LinkState, NetworkState, PortBinding, ServiceState } from './build.js';
+import type { BackendKind, FirewallBackend } from './backend.js';
 import { DesiredState, type Changed } from './desired.js';
 import { ProxyError } from './errors.js';
 import { NetnsTools } from './exec.js';
-import { IptablesBackend, type ApplyStats } from './iptables.js';
+import type { ApplyStats } from './iptables.js';
+import { IptablesRules } from './iptables-rules.js';
+import { NftRules } from './nft.js';
 import { checkRequest } from './ports.js';
 import type { Family } from './rules.js';
 import { checkLink, checkNetwork, checkService, memberIp, type LinkSpec, type NetworkSpec, type PublishSpec, type ServiceSpec } from './specs.js';
@@ -26,6 +30,8 @@ export interface FirewallOptions {
   isLocalAddress?: (ip: string) => Promise<boolean>;
   /** Whether an endpoint exists (checked before publishing or linking it, when given). */
   endpointExists?: (networkId: string, endpointId: string) => Promise<boolean>;
+  /** Which kernel interface programs the rules (default iptables); fixed for the object's life. */
+  backend?: BackendKind;
 }
 
 interface Published {
@@ -48,10 +54,9 @@ export function localAddressChecker(tools: NetnsTools): (ip: string) => Promise<
 
 export class Firewall {
   private readonly tools: NetnsTools;
-  private readonly backends: Record<Family, IptablesBackend>;
+  private readonly rules: FirewallBackend;
   private readonly allocator: HostPortAllocator;
   private readonly isLocal: (ip: string) => Promise<boolean>;
-  private readonly desired = new DesiredState();
   private readonly networks = new Map<string, NetworkState>();
   private readonly endpoints = new Map<string, Published>();
   private readonly links = new Map<string, LinkState & { id: string }>();
@@ -62,7 +67,7 @@ export class Firewall {
 
   constructor(private readonly opts: FirewallOptions = {}) {
     this.tools = opts.tools ?? new NetnsTools(opts.netnsPath);
-    this.backends = { 4: new IptablesBackend({ family: 4, tools: this.tools }), 6: new IptablesBackend({ family: 6, tools: this.tools }) };
+    this.rules = opts.backend === 'nft' ? new NftRules(this.tools) : new IptablesRules(this.tools);
     this.allocator = opts.allocator ?? new HostPortAllocator({ hostId: 'local', listeners: () => readListeners(this.tools) });
     this.isLocal = opts.isLocalAddress ?? localAddressChecker(this.tools);
   }
@@ -75,9 +80,7 @@ export class Firewall {
   }
 
   private async sync(changed: Changed): Promise<void> {
-    for (const f of FAMILIES) {
-      if (changed[f].size) await this.backends[f].apply(this.desired.changes(f, changed[f]), this.desired.jumps(f));
-    }
+    if (changed[4].size + changed[6].size) await this.rules.sync(changed);
   }
 
   /** Apply; on failure put the desired state back (undo) and re-apply it, then rethrow. */
@@ -129,10 +132,10 @@ export class Firewall {
       if (clash) throw new ProxyError('invalid-spec', `bridge ${n.bridge} already carries network ${clash.id}`);
       const prev = this.networks.get(n.id);
       this.networks.set(n.id, n);
-      await this.commit(this.desired.setNetworks([...this.networks.values()]), () => {
+      await this.commit(this.rules.setNetworks([...this.networks.values()]), () => {
         if (prev) this.networks.set(n.id, prev);
         else this.networks.delete(n.id);
-        return this.desired.setNetworks([...this.networks.values()]);
+        return this.rules.setNetworks([...this.networks.values()]);
       });
     });
   }
@@ -145,9 +148,9 @@ export class Firewall {
       const prev = this.networks.get(id);
       if (!prev) return;
       this.networks.delete(id);
-      await this.commit(this.desired.setNetworks([...this.networks.values()]), () => {
+      await this.commit(this.rules.setNetworks([...this.networks.values()]), () => {
         this.networks.set(id, prev);
-        return this.desired.setNetworks([...this.networks.values()]);
+        return this.rules.setNetworks([...this.networks.values()]);
       });
     });
   }
@@ -225,7 +228,7 @@ export class Firewall {
       });
       const same = (a: Reservation, b: Reservation) => a.proto === b.proto && a.hostIp === b.hostIp && a.hostPort === b.hostPort;
       try {
-        await this.commit(this.desired.setBindings(id, prev?.bindings ?? [], bindings), () => this.desired.setBindings(id, bindings, prev?.bindings ?? []));
+        await this.commit(this.rules.setBindings(id, prev?.bindings ?? [], bindings), () => this.rules.setBindings(id, bindings, prev?.bindings ?? []));
       } catch (err) {
         await this.allocator.release(id, reservations.filter((r) => !prev?.reservations.some((p) => same(p, r))));
         throw err;
@@ -246,7 +249,7 @@ export class Firewall {
     return this.serial(async () => {
       const prev = this.endpoints.get(endpointId);
       if (!prev) return;
-      await this.commit(this.desired.setBindings(endpointId, prev.bindings, []), () => this.desired.setBindings(endpointId, [], prev.bindings));
+      await this.commit(this.rules.setBindings(endpointId, prev.bindings, []), () => this.rules.setBindings(endpointId, [], prev.bindings));
       this.endpoints.delete(endpointId);
       await this.allocator.release(endpointId, prev.reservations);
       for (const b of prev.bindings.filter((x) => x.proto === 'udp')) {
@@ -264,10 +267,10 @@ export class Firewall {
       await this.checkEndpoint(n.id, spec.toEndpoint);
       const prev = this.links.get(state.id);
       this.links.set(state.id, state);
-      await this.commit(this.desired.setLink(state.id, state), () => {
+      await this.commit(this.rules.setLink(state.id, state), () => {
         if (prev) this.links.set(state.id, prev);
         else this.links.delete(state.id);
-        return this.desired.setLink(state.id, prev);
+        return this.rules.setLink(state.id, prev);
       });
     });
   }
@@ -282,9 +285,9 @@ export class Firewall {
       const prev = this.links.get(id);
       if (!prev) return;
       this.links.delete(id);
-      await this.commit(this.desired.setLink(id, undefined), () => {
+      await this.commit(this.rules.setLink(id, undefined), () => {
         this.links.set(id, prev);
-        return this.desired.setLink(id, prev);
+        return this.rules.setLink(id, prev);
       });
     });
   }
@@ -295,10 +298,10 @@ export class Firewall {
     return this.serial(async () => {
       const prev = this.services.get(state.name);
       this.services.set(state.name, state);
-      await this.commit(this.desired.setService(state.name, state), () => {
+      await this.commit(this.rules.setService(state.name, state), () => {
         if (prev) this.services.set(state.name, prev);
         else this.services.delete(state.name);
-        return this.desired.setService(state.name, prev);
+        return this.rules.setService(state.name, prev);
       });
       if (prev) await this.flushService(prev, prev.vip === state.vip ? state.backends : []);
     });
@@ -310,9 +313,9 @@ export class Firewall {
       const prev = this.services.get(name);
       if (!prev) return;
       this.services.delete(name);
-      await this.commit(this.desired.setService(name, undefined), () => {
+      await this.commit(this.rules.setService(name, undefined), () => {
         this.services.set(name, prev);
-        return this.desired.setService(name, prev);
+        return this.rules.setService(name, prev);
       });
       await this.flushService(prev, []);
     });
@@ -330,10 +333,7 @@ export class Firewall {
 
   /** Re-read the kernel and make it hold exactly the desired rules (repairs flushes, removes stale chains). */
   reconcile(): Promise<Record<Family, ApplyStats>> {
-    return this.serial(async () => ({
-      4: await this.backends[4].reconcile(this.desired.all(4), this.desired.jumps(4)),
-      6: await this.backends[6].reconcile(this.desired.all(6), this.desired.jumps(6)),
-    }));
+    return this.serial(() => this.rules.reconcile());
   }
 
   /** Reconcile every intervalMs until the returned function is called. */
@@ -348,8 +348,8 @@ export class Firewall {
     return requiredSysctls([...this.networks.values()], this.links.size > 0);
   }
 
-  /** The backend of one family (tests, doctor). */
-  backend(family: Family): IptablesBackend {
-    return this.backends[family];
+  /** The backend programming the kernel (tests, bench, doctor). */
+  get backend(): FirewallBackend {
+    return this.rules;
   }
 }

@@ -2,8 +2,10 @@
 // by veth (plain `ip`, the bridge driver is not used here), a neighbour on an underlay veth,
 // and real TCP/UDP echo servers and clients (small Node programs run with nsenter).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { tryRun, run } from '../harness/exec.js';
 import { NetnsSet, type Netns } from '../harness/netns.js';
+import type { BackendKind } from '../../proxy/backend.js';
 import { Firewall } from '../../proxy/firewall.js';
 import { NetnsTools } from '../../proxy/exec.js';
 import { applySysctls } from '../../proxy/sysctl.js';
@@ -80,15 +82,76 @@ export async function reach(ns: Netns, proto: 'tcp' | 'udp', host: string, port:
   return (await probe(ns, proto, host, port, 1, timeoutMs))[0]!;
 }
 
-/** iptables-save and ip6tables-save (of ns, or of the root namespace: read only) without timestamps. */
+/**
+ * iptables-save, ip6tables-save and `nft -s list ruleset` (of ns, or of the root namespace: read
+ * only) without timestamps or counters.
+ */
 export async function saveAll(ns?: Netns): Promise<string> {
-  const save = (tool: string) => (ns ? ns.exec(tool, []) : run(tool, []));
+  const save = (tool: string, args: string[] = []) => (ns ? ns.exec(tool, args) : run(tool, args));
   const strip = (s: string) => s.split('\n').filter((l) => !l.startsWith('#')).join('\n');
-  return `${strip(await save('iptables-save'))}\n${strip(await save('ip6tables-save'))}`;
+  return `${strip(await save('iptables-save'))}\n${strip(await save('ip6tables-save'))}\n${await save(NFT_BIN, ['-s', 'list', 'ruleset'])}`;
 }
 
+/** What the kernel tests do to one backend's rules from outside (a firewalld-style flush, stale leftovers). */
+export interface BackendOps {
+  kind: BackendKind;
+  /** Take out the published-port dispatch. */
+  flushPublished(ns: Netns): Promise<void>;
+  /** Take out the 127.0.0.0/8 martian drop (CVE-2020-8558). */
+  flushRawDrop(ns: Netns): Promise<void>;
+  /** A firewalld-style reload: iptables chains flushed, or our whole nft table deleted. */
+  flushAll(ns: Netns): Promise<void>;
+  /** Leave a stale object of ours behind and remove our forward hook. */
+  breakStale(ns: Netns): Promise<void>;
+  /** Whether the dump still shows the stale object. */
+  hasStale(dump: string): boolean;
+  /** A marker in the dump of a service's per-port chain. */
+  svcMarker: string;
+}
+
+/**
+ * nftables' nft by absolute path: under npx/ava, PATH starts with node_modules/.bin, whose `nft`
+ * is @vercel/nft (a file tracer) — it exits 0 and does nothing.
+ */
+export const NFT_BIN = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft'].find((p) => existsSync(p)) ?? '/usr/sbin/nft';
+
+const nft = (ns: Netns, ...args: string[]) => ns.exec(NFT_BIN, args);
+
+export const BACKEND_OPS: Record<BackendKind, BackendOps> = {
+  iptables: {
+    kind: 'iptables',
+    flushPublished: async (ns) => void (await ns.exec('iptables', ['-t', 'nat', '-F', 'TSO-DNAT'])),
+    flushRawDrop: async (ns) => void (await ns.exec('iptables', ['-t', 'raw', '-F', 'TSO-PREROUTING'])),
+    flushAll: async (ns) => {
+      await ns.exec('iptables', ['-t', 'nat', '-F', 'TSO-DNAT']);
+      await ns.exec('iptables', ['-t', 'filter', '-F', 'TSO-FORWARD']);
+    },
+    breakStale: async (ns) => {
+      await ns.exec('iptables', ['-t', 'nat', '-N', 'TSO-STALE']);
+      await ns.exec('iptables', ['-t', 'nat', '-A', 'OUTPUT', '-j', 'TSO-STALE']);
+      await ns.exec('iptables', ['-t', 'filter', '-D', 'FORWARD', '-j', 'TSO-FORWARD']);
+    },
+    hasStale: (dump) => dump.includes('TSO-STALE'),
+    svcMarker: 'TSO-SVC-',
+  },
+  nft: {
+    kind: 'nft',
+    flushPublished: async (ns) => void (await nft(ns, 'flush', 'chain', 'inet', 'tsoverlay', 'published')),
+    flushRawDrop: async (ns) => void (await nft(ns, 'flush', 'chain', 'inet', 'tsoverlay', 'raw-prerouting')),
+    flushAll: async (ns) => void (await nft(ns, 'delete', 'table', 'inet', 'tsoverlay')),
+    breakStale: async (ns) => {
+      await nft(ns, 'add', 'chain', 'inet', 'tsoverlay', 'stale-chain');
+      await nft(ns, 'add', 'rule', 'inet', 'tsoverlay', 'nat-output', 'jump', 'stale-chain');
+      await nft(ns, 'add', 'element', 'inet', 'tsoverlay', 'pub4any', '{', 'tcp', '.', '9', ':', '172.30.0.99', '.', '9', '}');
+      await nft(ns, 'delete', 'chain', 'inet', 'tsoverlay', 'filter-forward');
+    },
+    hasStale: (dump) => dump.includes('stale-chain') || dump.includes('172.30.0.99'),
+    svcMarker: 'chain svc-',
+  },
+};
+
 /** Build host + neighbour + n containers on one bridge, with the firewall initialised. */
-export async function makeTopo(tag: string, n: number, net: { icc?: boolean } = {}): Promise<Topo> {
+export async function makeTopo(tag: string, n: number, net: { icc?: boolean } = {}, backend: BackendKind = 'iptables'): Promise<Topo> {
   const set = new NetnsSet(tag);
   const servers: ChildProcess[] = [];
   const cleanup = async () => {
@@ -125,7 +188,7 @@ export async function makeTopo(tag: string, n: number, net: { icc?: boolean } = 
     await host.exec('ip6tables', ['-P', 'FORWARD', 'DROP']);
     const tools = new NetnsTools(host.path);
     const endpoints = new Set(containers.map((_, i) => `ep${i}`));
-    const fw = new Firewall({ netnsPath: host.path, tools, endpointExists: async (_net, ep) => endpoints.has(ep) });
+    const fw = new Firewall({ netnsPath: host.path, tools, backend, endpointExists: async (_net, ep) => endpoints.has(ep) });
     await fw.init();
     await fw.setNetwork({ id: 'net1', bridge: BRIDGE, subnets: ['172.30.0.0/24', 'fd30::/64'], icc: net.icc ?? true });
     await applySysctls(tools, fw.requiredSysctls());
