@@ -3,15 +3,16 @@
 // lets our traffic through (dockerd sets its policy to DROP): tsoverlay's own rule there — the
 // iptables backend's jump to TSO-FORWARD or the nft backend's mark relay — makes a DROP policy
 // harmless, as long as no unconditional DROP comes before it. Limit: IPv4 only.
+import { RELAY_RULE } from '../../proxy/nft.js';
 import { CHAINS } from '../../proxy/rules.js';
 import { extraTool, fail, firstLine, inScope, pass, toolsIn, type Check, type Scope } from './doctor-check.js';
 
 /**
  * The nft backend's rule in iptables' FORWARD (as iptables-save prints it): it accepts what
  * tsoverlay's own nft forward chain marked, since an accept in our table cannot override
- * iptables' DROP policy. The mark is the one proxy/nft-render.ts sets.
+ * iptables' DROP policy.
  */
-export const NFT_RELAY_RULE = '-A FORWARD -m mark --mark 0x2000/0x2000 -j ACCEPT';
+export const NFT_RELAY_RULE = RELAY_RULE;
 
 /** What the FORWARD chain of an `iptables-save -t filter` dump says about our traffic. */
 export interface ForwardState {
