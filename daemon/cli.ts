@@ -25,6 +25,7 @@ program
   .option('--dns-upstream <list>', 'upstream resolvers IP[:PORT],… (default from /etc/resolv.conf)')
   .option('--docker-host <url>', 'Docker engine to ask for names (default unix:///var/run/docker.sock)')
   .option('--reconcile-interval <seconds>', 'repair kernel and firewall state from the store this often (default 30; 0: start-up only)')
+  .addOption(new Option('--firewall-backend <name>', 'iptables (iptables-restore over TSO-* chains) or nft (one nft table with maps); default iptables').choices(['iptables', 'nft']))
   .action(async (opts) => {
     const { runDaemon } = await import('./commands/daemon.js');
     process.exitCode = await runDaemon(opts);

@@ -34,6 +34,8 @@ export interface DaemonConfig {
   dockerHost: string;
   /** Seconds between reconcile passes that repair the kernel and firewall from the store (0: start-up only). */
   reconcileInterval: number;
+  /** Which firewall backend programs the rules, chosen once at start-up (proxy/backend.ts). */
+  firewallBackend: 'iptables' | 'nft';
 }
 
 /** Raw values by camelCase key, as strings or as the file's JSON/YAML types. */
@@ -60,6 +62,7 @@ export const CONFIG_KEYS = [
   'dnsUpstream',
   'dockerHost',
   'reconcileInterval',
+  'firewallBackend',
 ] as const;
 type ConfigKey = (typeof CONFIG_KEYS)[number];
 
@@ -144,6 +147,11 @@ const PARSERS: Record<ConfigKey, (key: string, v: unknown) => unknown> = {
     const n = typeof v === 'number' ? v : /^\d+$/.test(String(v).trim()) ? Number(String(v).trim()) : NaN;
     if (!Number.isInteger(n) || n < 0 || n > 86400) throw new ConfigError(`${k}: expected seconds 0-86400, got ${JSON.stringify(v)}`);
     return n;
+  },
+  firewallBackend: (k, v) => {
+    const s = str(k, v);
+    if (s !== 'iptables' && s !== 'nft') throw new ConfigError(`${k}: expected iptables or nft, got "${s}"`);
+    return s;
   },
   dockerHost: (k, v) => {
     const s = str(k, v);
@@ -249,6 +257,7 @@ export function resolveConfig(layers: { source: string; values: RawConfig }[]): 
     dnsUpstream: merged.dnsUpstream as Upstream[] | undefined,
     dockerHost: (merged.dockerHost as string | undefined) ?? 'unix:///var/run/docker.sock',
     reconcileInterval: (merged.reconcileInterval as number | undefined) ?? 30,
+    firewallBackend: (merged.firewallBackend as DaemonConfig['firewallBackend'] | undefined) ?? 'iptables',
   };
 }
 

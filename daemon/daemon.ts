@@ -150,7 +150,7 @@ export class Daemon {
     const host = kernel.ns();
     const tools = new NetnsTools();
     const ports = new HostPortAllocator({ hostId: this.cfg.hostId, store, listeners: () => readListeners(tools) });
-    const firewall = new Firewall({ tools, allocator: ports });
+    const firewall = new Firewall({ tools, allocator: ports, backend: this.cfg.firewallBackend });
     // Auto pools never overlap a route of this host (docker0's 172.17.0.0/16, the LAN, …).
     const hostRoutes = async () => (await host.routes()).map((r) => r.dst).filter((d) => d !== 'default');
     const ipam = new Ipam(store, { hostId: this.cfg.hostId, hostRoutes });
