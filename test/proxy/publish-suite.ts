@@ -41,6 +41,20 @@ export function publishSuite(kind: BackendKind): void {
     t.regex(await reach(topo.host, 'udp', HOST_IP, 5300), /^c0 /);
   });
 
+  // nft runs every base chain at a hook: an accept in our table does not override the DROP
+  // policy dockerd (and makeTopo) set in iptables' FORWARD. The backend relays its accepts there.
+  if (kind === 'nft') {
+    test.serial('nft: an iptables FORWARD DROP policy is passed through the mark relay, which the reconciler restores', async (t) => {
+      const relay = ['FORWARD', '-m', 'mark', '--mark', '0x2000/0x2000', '-j', 'ACCEPT'];
+      t.is(await reach(topo.nb, 'tcp', HOST_IP, 8080), `c0 ${NB_IP}`);
+      await topo.host.exec('iptables', ['-D', ...relay]);
+      t.is(await reach(topo.nb, 'tcp', HOST_IP, 8080, 700), 'ERR:TIMEOUT', 'without the relay the DROP policy wins');
+      t.is(totalStats(await topo.fw.reconcile()).patched, 1);
+      t.is(await reach(topo.nb, 'tcp', HOST_IP, 8080), `c0 ${NB_IP}`);
+      t.is((await topo.host.exec('iptables', ['-S', 'FORWARD'])).split('\n').filter((l) => l.includes('0x2000/0x2000')).length, 1, 'appended once');
+    });
+  }
+
   test.serial(`${kind}: ` + 'ip:hostPort:containerPort binds that address only; Docker wire form', async (t) => {
     await topo.fw.publish('ep1', { networkId: 'net1', containerIp: containerIp(1), mappings: fromDockerPortMap([{ Proto: 6, Port: 80, HostIP: HOST_IP, HostPort: 9090, HostPortEnd: 9090 }]) });
     t.is(await reach(topo.nb, 'tcp', HOST_IP, 9090), `c1 ${NB_IP}`);

@@ -7,6 +7,7 @@ import { IptablesBackend, parseSave } from '../../proxy/iptables.js';
 import { probabilityText, renderRule } from '../../proxy/render.js';
 import type { Family } from '../../proxy/rules.js';
 import { checkNetwork, checkService } from '../../proxy/specs.js';
+import { fillSample } from './sample.js';
 
 const GOLDEN = new URL('./golden/', import.meta.url);
 
@@ -19,22 +20,9 @@ function golden(t: { is: (a: string, b: string, m?: string) => void }, name: str
   t.is(text, readFileSync(file, 'utf8'), `golden ${name}`);
 }
 
-/** A representative state: an ICC-off network, an internal one, ports, a link, a service with affinity. */
+/** A representative state (test/proxy/sample.ts, shared with the nft golden tests). */
 export function sampleState(): DesiredState {
-  const d = new DesiredState();
-  d.setNetworks([
-    checkNetwork({ id: 'web', bridge: 'tsbr-web', subnets: ['172.30.0.0/24', 'fd30::/64'], icc: false }),
-    checkNetwork({ id: 'back', bridge: 'tsbr-back', subnets: ['172.31.0.0/24'], internal: true }),
-  ]);
-  d.setBindings('ep1', [], [
-    { proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerIp: '172.30.0.2', containerPort: 80 },
-    { proto: 'tcp', hostIp: '::', hostPort: 8080, containerIp: 'fd30::2', containerPort: 80 },
-    { proto: 'udp', hostIp: '127.0.0.1', hostPort: 5353, containerIp: '172.30.0.2', containerPort: 53 },
-    { proto: 'sctp', hostIp: '10.0.0.1', hostPort: 49200, containerIp: '172.30.0.2', containerPort: 9 },
-  ]);
-  d.setLink('web/ep2/ep1', { networkId: 'web', bridge: 'tsbr-web', fromIp: '172.30.0.3', toIp: '172.30.0.2', ports: [{ proto: 'tcp', port: 5432 }] });
-  d.setService('api', checkService({ name: 'api', vip: '10.96.0.10', ports: [{ proto: 'tcp', port: 80, targetPort: 8080 }], backends: ['172.30.0.4', '172.30.0.2', '172.30.0.3'], affinitySeconds: 600 }));
-  return d;
+  return fillSample(new DesiredState());
 }
 
 function fullText(d: DesiredState, f: Family): string {
