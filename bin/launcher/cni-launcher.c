@@ -343,16 +343,34 @@ static void build_request(struct buf *req, const char *plugin, const struct buf 
 
 enum outcome { NO_DAEMON, DELIVERED };
 
-/* Where the body starts (NULL until the headers are complete); *clen = Content-Length or -1. */
-static const char *reply_body(const struct buf *rep, long long *clen) {
+/* Where the body starts (NULL until the headers are complete); *clen = Content-Length or -1; *chunked. */
+static const char *reply_body(const struct buf *rep, long long *clen, int *chunked) {
   const char *h = memmem(rep->p, rep->len, "\r\n\r\n", 4);
-  *clen = -1;
+  *clen = -1, *chunked = 0;
   if (!h) return NULL;
   for (const char *l = rep->p; l && l < h; l = memchr(l, '\n', (size_t)(h - l))) {
     if (*l == '\n') l++;
     if ((size_t)(h - l) > 15 && strncasecmp(l, "content-length:", 15) == 0) *clen = strtoll(l + 15, NULL, 10);
+    if ((size_t)(h - l) > 18 && strncasecmp(l, "transfer-encoding:", 18) == 0) *chunked = strncasecmp(l + 18 + strspn(l + 18, " \t"), "chunked", 7) == 0;
   }
   return h + 4;
+}
+
+/* Decode a chunked body in place (it only shrinks); its new length, or -1 when malformed or cut short. */
+static long long dechunk(char *body, size_t len) {
+  size_t in = 0, out = 0;
+  for (;;) {
+    char *endp;
+    if (in >= len) return -1;
+    unsigned long long n = strtoull(body + in, &endp, 16);
+    char *eol = memmem(body + in, len - in, "\r\n", 2);
+    if (!eol || endp == body + in || n > len) return -1;
+    in = (size_t)(eol - body) + 2;
+    if (n == 0) return (long long)out;
+    if (n + 2 > len - in) return -1;
+    memmove(body + out, body + in, n);
+    out += n, in += n + 2;
+  }
 }
 
 /* Send the request and read the whole reply into `rep` (NUL-terminated). NO_DAEMON only if nothing was delivered. */
@@ -384,8 +402,9 @@ static enum outcome exchange(const char *sock, const struct buf *req, struct buf
   }
   for (;;) {
     long long clen;
-    const char *body = reply_body(rep, &clen);
-    if (body && clen >= 0 && (long long)(rep->p + rep->len - body) >= clen) break;
+    int chunked;
+    const char *body = reply_body(rep, &clen, &chunked);
+    if (body && !chunked && clen >= 0 && (long long)(rep->p + rep->len - body) >= clen) break;
     if (rep->len >= REPLY_MAX) cni_fail(version, 11, "cni-launcher: the daemon's reply is too large");
     buf_need(rep, 65537);
     ssize_t n = read(fd, rep->p + rep->len, 65536);
@@ -411,14 +430,19 @@ static void finish(const struct buf *rep, const char *sock, const char *version)
   char msg[512];
   int status = 0;
   long long clen;
-  const char *body = reply_body(rep, &clen);
+  int chunked;
+  char *body = (char *)reply_body(rep, &clen, &chunked);
   if (!body || sscanf(rep->p, "HTTP/1.%*1[01] %3d", &status) != 1) {
     snprintf(msg, sizeof msg, "daemon on %s answered without a valid HTTP reply", sock);
     cni_fail(version, 11, msg);
   }
   if (status == 404) return;                      /* a daemon without the route: run standalone */
   size_t blen = (size_t)(rep->p + rep->len - body);
-  if (clen >= 0 && (unsigned long long)clen < blen) blen = (size_t)clen;
+  if (chunked) {
+    long long n = dechunk(body, blen);
+    if (n < 0) { snprintf(msg, sizeof msg, "daemon on %s answered a broken chunked body", sock); cni_fail(version, 11, msg); }
+    blen = (size_t)n;
+  } else if (clen >= 0 && (unsigned long long)clen < blen) blen = (size_t)clen;
   struct jwant w[] = {{"exitCode", {J_NONE, 0, 0}}, {"stdout", {J_NONE, 0, 0}}, {"stderr", {J_NONE, 0, 0}}};
   enum jtype top;
   if (j_doc(body, blen, w, 3, &top) != 0 || top != J_OBJ || w[0].v.type != J_NUM || w[1].v.type != J_STR) {

@@ -1,0 +1,212 @@
+// The compiled CNI launcher (bin/launcher/): VERSION byte-identical to the Node entry; via a
+// daemon its output equals the Node executable's (same runCni, reply:"exec"); a stalled or
+// broken daemon is a bounded CNI error 11; no daemon, a daemon without the route, odd input
+// or its own netns → the Node entry. The whole kernel suites run on launchers through
+// launcher-suite.test.ts (TSOT_CNI_LAUNCHER=1 selects them for any test/cni run).
+import test from 'ava';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { copyFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { serveHandOff } from '../../plugins/cni/handoff-server.js';
+import { runCni, type PluginHandlers, type PluginSpec } from '../../plugins/cni/skel.js';
+import { IpamError } from '../../ipam/errors.js';
+import { tryRun } from '../harness/exec.js';
+import { LAUNCHER, ROOT, launcherBuilt, tempDir, type Teardown } from './harness.js';
+
+const built = launcherBuilt();
+const ltest = built ? test : test.skip;
+if (!built) test('launcher tests need `npm run build` (dist/bin/cni-launcher)', (t) => t.pass());
+
+const LOADER = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+const attach = { CNI_CONTAINERID: 'c1', CNI_NETNS: '/run/netns/tsot-none', CNI_IFNAME: 'eth0' };
+
+/** A launcher installed as `name` whose Node entries are the TypeScript ones (through tsx), logging each start. */
+async function install(t: Teardown, name = 'tsbridge'): Promise<{ dir: string; file: string; nodeLog: string }> {
+  const dir = await tempDir(t, 'launch');
+  const dist = join(dir, 'entries');
+  const nodeLog = join(dir, 'node-starts');
+  await tryRun('mkdir', ['-p', join(dist, 'bin')]);
+  await writeFile(join(dist, 'package.json'), '{"type":"module"}\n');
+  for (const p of ['tsbridge', 'tshost', 'tsipam', 'tsportmap', 'tsoverlay']) {
+    const entry = pathToFileURL(join(ROOT, 'bin', `${p}.ts`)).href;
+    await writeFile(join(dist, 'bin', `${p}.js`), `import { appendFileSync } from 'node:fs';\nappendFileSync(${JSON.stringify(nodeLog)}, '${p}\\n');\nawait import(${JSON.stringify(LOADER)});\nawait import(${JSON.stringify(entry)});\n`);
+  }
+  await writeFile(join(dir, 'tsoverlay-launcher.conf'), `node=${process.execPath}\ndist=${dist}\n`);
+  await copyFile(LAUNCHER, join(dir, name));
+  return { dir, file: join(dir, name), nodeLog };
+}
+
+async function nodeStarts(log: string): Promise<number> {
+  const r = await tryRun('cat', [log]);
+  return r.code === 0 ? r.stdout.split('\n').filter(Boolean).length : 0;
+}
+
+function run(file: string, env: Record<string, string>, input: string, timeoutMs = 20_000) {
+  return tryRun(file, [], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, input, timeoutMs });
+}
+
+ltest('VERSION: the launcher prints exactly what the Node entry prints, without starting Node', async (t) => {
+  const { file, nodeLog } = await install(t);
+  const deep = '['.repeat(300) + ']'.repeat(300);
+  const inputs = [
+    '{"cniVersion":"1.0.0"}', '{"cniVersion":"0.3.1","name":"x"}', '', 'not json', '{"cniVersion":"1.0.0"', '"1.0.0"', '[1]',
+    '{"cniVersion":"1.0.0","cniVersion":"0.4.0"}', '{"cniVersion":"1.0.0","cniVersion":7}', '{"cni\\u0056ersion":"0.4.0"}',
+    '{"cniVersion":"12345.0.0"}', '{"cniVersion":"1.0.0 "}', '{"cniVersion":"9.9.9"}', '\ufeff{"cniVersion":"1.0.0"}',
+    ' \n{"x":{"cniVersion":"0.3.0"},"cniVersion":"0.3.0"}\n', '{"a":[1,-2.5e3,true,null,"\\ud83d\\ude00"],"cniVersion":"1.1.0"}',
+    '{"a":01,"cniVersion":"1.0.0"}', '{"a":"\u0001","cniVersion":"1.0.0"}', `{"d":${deep},"cniVersion":"0.4.0"}`,
+  ];
+  const node = join(ROOT, 'bin', 'tsbridge.ts');
+  for (const input of inputs) {
+    const env = { CNI_COMMAND: 'VERSION' };
+    const [a, b] = await Promise.all([run(file, env, input), tryRun(process.execPath, ['--import', LOADER, node], { env: { PATH: process.env.PATH ?? '', ...env }, input })]);
+    t.is(a.stdout, b.stdout, `input ${JSON.stringify(input.slice(0, 60))}`);
+    t.is(a.code, 0);
+  }
+  // Only the 300-deep document (beyond the launcher's walk) went to Node.
+  t.is(await nodeStarts(nodeLog), 1);
+});
+
+/** A test daemon answering POST /v1/cni with serveHandOff over `spec`; records request bodies. */
+async function daemon(t: Teardown, socket: string, spec: PluginSpec, seen: Array<Record<string, unknown>>): Promise<Server> {
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (d: string) => (body += d));
+    req.on('end', async () => {
+      const parsed = JSON.parse(body) as Record<string, unknown>;
+      seen.push(parsed);
+      const reply = await serveHandOff(parsed, (n) => (n === spec.name ? spec : undefined));
+      res.writeHead(reply.status, { 'content-type': 'application/json' }).end(JSON.stringify(reply.body));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  return server;
+}
+
+const handlers: PluginHandlers = {
+  async add(req) {
+    if (req.conf.fail) throw new IpamError('pool-exhausted', 'no free address in 10.9.0.0/30');
+    return { interfaces: [{ name: 'd0', mac: '02:00:00:00:00:01' }], ips: [{ address: '10.9.0.2/30', gateway: '10.9.0.1', interface: 0 }], dns: { nameservers: ['10.9.0.1'] } };
+  },
+  async del() {},
+  async check() {},
+};
+
+ltest('via a daemon: stdout, stderr and exit code equal the Node executable\'s, in every spec version', async (t) => {
+  const { dir, file, nodeLog } = await install(t);
+  const socket = join(dir, 'd.sock');
+  const seen: Array<Record<string, unknown>> = [];
+  const spec: PluginSpec = { name: 'tsbridge', about: 'test daemon', handlers };
+  await daemon(t, socket, spec, seen);
+  const cases: Array<[Record<string, string>, object]> = [];
+  for (const v of ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0']) {
+    cases.push([{ CNI_COMMAND: 'ADD', ...attach }, { cniVersion: v, name: 'n1', type: 'tsbridge', daemonSocket: socket }]);
+    cases.push([{ CNI_COMMAND: 'CHECK', ...attach }, { cniVersion: v, name: 'n1', type: 'tsbridge', daemonSocket: socket }]);
+  }
+  cases.push([{ CNI_COMMAND: 'ADD', ...attach }, { cniVersions: ['0.4.0', '1.0.0'], name: 'n1', daemonSocket: socket }]);
+  cases.push([{ CNI_COMMAND: 'ADD', ...attach }, { cniVersion: '1.0.0', name: 'n1', daemonSocket: socket, fail: true }]);
+  cases.push([{ CNI_COMMAND: 'ADD', ...attach }, { cniVersion: '2.0.0', name: 'n1', daemonSocket: socket }]);
+  cases.push([{ CNI_COMMAND: 'ADD', ...attach, CNI_IFNAME: 'bad/if' }, { cniVersion: '1.0.0', name: 'n1', daemonSocket: socket }]);
+  cases.push([{ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'eth0' }, { cniVersion: '1.0.0', name: 'n1', daemonSocket: socket }]);
+  cases.push([{ CNI_COMMAND: 'DEL', ...attach, CNI_ARGS: 'Bogus=1' }, { cniVersion: '1.0.0', name: 'n1', daemonSocket: socket }]);
+  cases.push([{ CNI_COMMAND: 'NOPE', ...attach }, { cniVersion: '1.0.0', name: 'n1', daemonSocket: socket }]);
+  cases.push([{ CNI_COMMAND: 'ADD', ...attach }, { cniVersion: '1.0.0', name: 'bad name!', daemonSocket: socket }]);
+  cases.push([{ CNI_COMMAND: 'DEL', ...attach }, { cniVersion: '1.0.0', name: 'n1', daemonSocket: socket, prevResult: { cniVersion: '1.0.0', ips: 'x' } }]);
+  for (const [env, conf] of cases) {
+    const stdin = JSON.stringify(conf);
+    const got = await run(file, env, stdin);
+    let stdout = '';
+    let stderr = '';
+    const code = await runCni({ ...spec, about: 'local' }, {
+      env, readStdin: async () => stdin, isOwnNetns: async () => false,
+      stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) },
+    });
+    t.deepEqual({ code: got.code, stdout: got.stdout, stderr: got.stderr }, { code, stdout, stderr }, `${env.CNI_COMMAND} ${stdin}`);
+  }
+  t.is(seen.length, cases.length, 'every call went to the daemon');
+  t.true(seen.every((b) => b.reply === 'exec' && b.plugin === 'tsbridge' && typeof b.stdin === 'string' && !('PATH' in (b.env as object))));
+  t.is(await nodeStarts(nodeLog), 0, 'Node never started');
+});
+
+ltest('tsipam asks ipam.daemonSocket first, then daemonSocket; an empty or non-string one means the default', async (t) => {
+  const { dir, file, nodeLog } = await install(t, 'tsipam');
+  const a = join(dir, 'a.sock');
+  const seenA: Array<Record<string, unknown>> = [];
+  await daemon(t, a, { name: 'tsipam', about: 'a', handlers }, seenA);
+  const conf = { cniVersion: '1.0.0', name: 'n1', daemonSocket: join(dir, 'none.sock'), ipam: { type: 'tsipam', daemonSocket: a } };
+  const r = await run(file, { CNI_COMMAND: 'DEL', ...attach }, JSON.stringify(conf));
+  t.is(r.code, 0, r.stdout + r.stderr);
+  t.is(seenA.length, 1);
+  t.is(await nodeStarts(nodeLog), 0);
+});
+
+/** A unix socket that accepts and then does `onConn` (never answer, or hang up). */
+async function rawServer(t: Teardown, socket: string, onConn: (s: Socket) => void): Promise<NetServer> {
+  const conns: Socket[] = [];
+  const server = createNetServer((s) => { conns.push(s); onConn(s); });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  t.teardown(() => new Promise<void>((resolve) => { for (const c of conns) c.destroy(); server.close(() => resolve()); }));
+  return server;
+}
+
+ltest('a stalled daemon is a bounded CNI error 11 (TSOVERLAY_CNI_HANDOFF_TIMEOUT_MS), never a hang or a local retry', async (t) => {
+  const { dir, file, nodeLog } = await install(t);
+  const stalled = join(dir, 'stalled.sock');
+  await rawServer(t, stalled, () => {});
+  const conf = JSON.stringify({ cniVersion: '0.4.0', name: 'n1', daemonSocket: stalled });
+  const t0 = Date.now();
+  const r = await run(file, { CNI_COMMAND: 'ADD', ...attach, TSOVERLAY_CNI_HANDOFF_TIMEOUT_MS: '700' }, conf, 10_000);
+  const took = Date.now() - t0;
+  t.is(r.code, 1);
+  t.deepEqual(JSON.parse(r.stdout), { cniVersion: '0.4.0', code: 11, msg: `daemon on ${stalled} did not answer within 700 ms` });
+  t.true(took >= 650 && took < 5_000, `took ${took} ms`);
+  // One that hangs up mid-exchange: 11 at once.
+  const rude = join(dir, 'rude.sock');
+  await rawServer(t, rude, (s) => s.destroy());
+  const r2 = await run(file, { CNI_COMMAND: 'DEL', ...attach }, JSON.stringify({ cniVersion: '1.0.0', name: 'n1', daemonSocket: rude }), 10_000);
+  t.is(r2.code, 1);
+  t.is(JSON.parse(r2.stdout).code, 11);
+  // One that answers something else: an error, not a silent success.
+  const odd = join(dir, 'odd.sock');
+  await rawServer(t, odd, (s) => s.once('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}')));
+  const r3 = await run(file, { CNI_COMMAND: 'DEL', ...attach }, JSON.stringify({ cniVersion: '1.0.0', name: 'n1', daemonSocket: odd }), 10_000);
+  t.is(r3.code, 1);
+  t.is(JSON.parse(r3.stdout).code, 999);
+  t.is(await nodeStarts(nodeLog), 0, 'delivered requests are never run again locally');
+});
+
+ltest('no daemon, a daemon without the route, stdin that is not an object, its own netns, no CNI_COMMAND: the Node entry runs', async (t) => {
+  const { dir, file, nodeLog } = await install(t);
+  // A daemon without /v1/cni: the launcher and then the Node entry each get 404; Node goes standalone.
+  const old = join(dir, 'old.sock');
+  let hits = 0;
+  const server = createServer((_req, res) => { hits++; res.writeHead(404).end('{}'); });
+  await new Promise<void>((resolve) => server.listen(old, resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const store = `sqlite://${join(dir, 'store.db')}`;
+  const del = await run(file, { CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'eth0', TSOVERLAY_CNI_LOCK_DIR: dir }, JSON.stringify({ cniVersion: '1.0.0', name: 'n1', type: 'tsbridge', store, daemonSocket: old, ipam: { type: 'tsipam', ranges: [[{ subnet: '10.9.0.0/24' }]] } }), 60_000);
+  t.is(del.code, 0, del.stdout + del.stderr);
+  const afterDel = hits;
+  t.true(hits >= 2, `the launcher and then Node asked (${hits})`);
+  t.is(await nodeStarts(nodeLog), 1);
+  // stdin that is not a JSON object: Node's decode error (6), stdin bytes passed on intact.
+  const bad = await run(file, { CNI_COMMAND: 'ADD', ...attach }, '[1,2');
+  t.is(JSON.parse(bad.stdout).code, 6);
+  // Our own namespace: Node's refusal (4); nothing reaches a daemon.
+  const own = await run(file, { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'eth0', CNI_NETNS: `/proc/${process.pid}/ns/net` }, JSON.stringify({ cniVersion: '1.0.0', name: 'n1', daemonSocket: old }));
+  t.is(JSON.parse(own.stdout).code, 4);
+  t.regex(JSON.parse(own.stdout).msg, /own network namespace/);
+  t.is(hits, afterDel);
+  // No CNI_COMMAND: the entry's usage line.
+  const about = await run(file, {}, '');
+  t.is(about.code, 0);
+  t.regex(about.stderr, /tsbridge: tsoverlay bridge CNI plugin/);
+  t.is(await nodeStarts(nodeLog), 4);
+  // Another name: a usage error, no Node.
+  await copyFile(LAUNCHER, join(dir, 'other'));
+  const other = await run(join(dir, 'other'), { CNI_COMMAND: 'VERSION' }, '');
+  t.is(other.code, 2);
+  t.regex(other.stderr, /install me as tsbridge/);
+});
