@@ -214,7 +214,7 @@ export class DnsServer {
     } as dgram.SocketOptions);
     const local = want.host;
     sock.on('message', (msg, rinfo) => {
-      const r = this.responder.respond(msg, { address: rinfo.address, local, tcp: false });
+      const r = this.responder.cachedReply(msg, rinfo.address, local, false) ?? this.responder.respondUncached(msg, { address: rinfo.address, local, tcp: false });
       if (r === undefined) return;
       if (r instanceof Promise) void r.then((out) => out && !this.stopped && sock.send(out, rinfo.port, rinfo.address));
       else sock.send(r, rinfo.port, rinfo.address);
