@@ -56,23 +56,44 @@ function act<O>(load: () => Promise<(opts: O) => Promise<number>>) {
   };
 }
 
-stateOptions(program.command('host').description('hosts registered in the store').command('ls'))
+/** `--no-trunc` for the commands that print tables. */
+function tableOptions(cmd: Command): Command {
+  return stateOptions(cmd).option('--no-trunc', 'show Docker\'s 64-character ids in full in tables (--json always does)');
+}
+
+tableOptions(program.command('host').description('hosts registered in the store').command('ls'))
   .description('list hosts with their advertise address and liveness')
   .action(act(async () => (await import('./commands/ls.js')).hostLs));
 
-stateOptions(program.command('network').description('networks of every driver and host').command('ls'))
+const inspect = () => import('./commands/inspect.js');
+const network = program.command('network').description('networks of every driver and host');
+tableOptions(network.command('ls'))
   .description('list networks')
   .action(act(async () => (await import('./commands/ls.js')).networkLs));
+stateOptions(network.command('inspect'))
+  .description('print networks as JSON: the stored record and its endpoints')
+  .argument('<network...>', 'network id, name or id prefix')
+  .action(actArgs(async () => (await inspect()).networkInspect));
 
-stateOptions(program.command('endpoint').description('endpoints (container attachments)').command('ls'))
+const endpoint = program.command('endpoint').description('endpoints (container attachments)');
+tableOptions(endpoint.command('ls'))
   .description('list endpoints with host, addresses and published ports')
   .option('--network <id>', 'only this network')
   .action(act(async () => (await import('./commands/ls.js')).endpointLs));
+stateOptions(endpoint.command('inspect'))
+  .description('print endpoints as JSON: the stored record and its network\'s name')
+  .argument('<endpoint...>', 'endpoint id, name, alias, container id or a prefix of 12 or more')
+  .action(actArgs(async () => (await inspect()).endpointInspect));
 
-stateOptions(program.command('ipam').description('address allocations').command('ls'))
+const ipamCmd = program.command('ipam').description('address pools and allocations');
+tableOptions(ipamCmd.command('ls'))
   .description('list allocations as {address, pool, network, owner, host}')
   .option('--pool <id>', 'only this pool')
   .action(act(async () => (await import('./commands/ls.js')).ipamLs));
+stateOptions(ipamCmd.command('inspect'))
+  .description('print pools as JSON: range, gateway, reserved addresses, users and allocations')
+  .argument('<pool...>', 'pool id (e.g. local/10.20.0.0/24) or its CIDR')
+  .action(actArgs(async () => (await inspect()).ipamInspect));
 
 const install = program.command('install').description('install the CNI executables or the Docker plugin files');
 install
@@ -137,7 +158,7 @@ stateOptions(link.command('rm'))
   .argument('<to>')
   .requiredOption('--network <net>', 'network id, name or id prefix')
   .action(actArgs(async () => (await linksServices()).linkRm));
-stateOptions(link.command('ls'))
+tableOptions(link.command('ls'))
   .description('list links with their addresses and state (active: both ends exist)')
   .option('--network <net>', 'only this network')
   .action(act(async () => (await linksServices()).linkLs));
@@ -156,7 +177,7 @@ stateOptions(service.command('rm'))
   .description('remove a service')
   .argument('<name>')
   .action(actArgs(async () => (await linksServices()).serviceRm));
-stateOptions(service.command('ls'))
+tableOptions(service.command('ls'))
   .description('list services with the backend addresses they select now')
   .action(act(async () => (await linksServices()).serviceLs));
 stateOptions(service.command('add-backend'))

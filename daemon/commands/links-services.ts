@@ -15,6 +15,8 @@ export interface StoreCommandOptions {
   store?: string;
   stateDir: string;
   json?: boolean;
+  /** false (`--no-trunc`): tables show 64-character ids in full. */
+  trunc?: boolean;
 }
 
 async function withStore<T>(opts: StoreCommandOptions, fn: (store: Store) => Promise<T>): Promise<T> {
@@ -139,7 +141,7 @@ export function linkLs(opts: StoreCommandOptions & { network?: string }): Promis
         state: addrs ? 'active' : 'waiting',
       });
     }
-    printRows(rows, ['network', 'from', 'to', 'alias', 'ports', 'fromIp', 'toIp', 'state'], opts.json);
+    printRows(rows, ['network', 'from', 'to', 'alias', 'ports', 'fromIp', 'toIp', 'state'], opts.json, opts.trunc === false);
     return 0;
   });
 }
@@ -276,7 +278,7 @@ export function serviceLs(opts: StoreCommandOptions): Promise<number> {
         backends: typeof rec.vip === 'string' && rec.selector ? selectBackends(rec, views) : [],
       });
     }
-    printRows(rows, ['name', 'vip', 'ports', 'selector', 'backends'], opts.json);
+    printRows(rows, ['name', 'vip', 'ports', 'selector', 'backends'], opts.json, opts.trunc === false);
     return 0;
   });
 }

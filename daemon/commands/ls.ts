@@ -13,15 +13,25 @@ export interface LsOptions {
   store?: string;
   stateDir: string;
   json?: boolean;
+  /** false (`--no-trunc`): tables show 64-character ids in full. */
+  trunc?: boolean;
 }
 
-/** Print rows as a JSON array or as an aligned table with the given columns. */
-export function printRows(rows: Record<string, unknown>[], columns: string[], json?: boolean): void {
+/** A Docker id (64 hex digits) as tables show it, 12 digits like `docker network ls`. */
+const DOCKER_ID = /^[0-9a-f]{64}$/;
+export const shortId = (v: string) => (DOCKER_ID.test(v) ? v.slice(0, 12) : v);
+
+/**
+ * Print rows as a JSON array (always full) or as an aligned table with the given columns, where
+ * Docker's 64-digit ids are cut to 12 (any prefix of 12 or more is accepted back) unless `full`.
+ */
+export function printRows(rows: Record<string, unknown>[], columns: string[], json?: boolean, full = false): void {
   if (json) {
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     return;
   }
-  const cell = (v: unknown) => (v === null || v === undefined ? '-' : Array.isArray(v) ? v.join(',') || '-' : String(v));
+  const text = (v: unknown) => (full ? String(v) : shortId(String(v)));
+  const cell = (v: unknown) => (v === null || v === undefined ? '-' : Array.isArray(v) ? v.map(text).join(',') || '-' : text(v));
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
   process.stdout.write(`${line(columns.map((c) => c.toUpperCase()))}\n`);
@@ -95,7 +105,7 @@ export function hostLs(opts: LsOptions): Promise<number> {
       if (typeof row === 'string') process.stderr.write(`tsoverlay: skipping host record ${shown(kv.key)}: ${row}\n`);
       else rows.push({ ...row, alive: kv.lease !== undefined });
     }
-    printRows(rows, ['id', 'advertise', 'alive'], opts.json);
+    printRows(rows, ['id', 'advertise', 'alive'], opts.json, opts.trunc === false);
     return kvs.length > 0 && rows.length === 0 ? 1 : 0;
   });
 }
@@ -116,7 +126,7 @@ export function networkLs(opts: LsOptions): Promise<number> {
       internal: n.internal,
       endpoints: eps.filter((ep) => ep.networkId === n.id).length,
     }));
-    printRows(rows, ['id', 'name', 'driver', 'scope', 'subnets', 'gateways', 'bridge', 'internal', 'endpoints'], opts.json);
+    printRows(rows, ['id', 'name', 'driver', 'scope', 'subnets', 'gateways', 'bridge', 'internal', 'endpoints'], opts.json, opts.trunc === false);
     return 0;
   });
 }
@@ -139,7 +149,7 @@ export function endpointLs(opts: LsOptions & { network?: string }): Promise<numb
         ports: ep.ports.map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.proto}`),
       };
     });
-    printRows(rows, ['id', 'network', 'host', 'container', 'names', 'addresses', 'mac', 'ports'], opts.json);
+    printRows(rows, ['id', 'network', 'host', 'container', 'names', 'addresses', 'mac', 'ports'], opts.json, opts.trunc === false);
     return 0;
   });
 }
@@ -165,7 +175,7 @@ export function ipamLs(opts: LsOptions & { pool?: string }): Promise<number> {
       host: a.host,
       kind: a.kind,
     }));
-    printRows(rows, ['address', 'pool', 'network', 'owner', 'host', 'kind'], opts.json);
+    printRows(rows, ['address', 'pool', 'network', 'owner', 'host', 'kind'], opts.json, opts.trunc === false);
     return 0;
   });
 }
