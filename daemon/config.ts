@@ -3,8 +3,8 @@
 // Every value is validated here; an unknown key or a bad value is an error naming it.
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { hostname } from 'node:os';
 import { parseDocument, type Document } from 'yaml';
+import { defaultHostId } from '../plugins/cni/host-state.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -242,11 +242,11 @@ export function resolveConfig(layers: { source: string; values: RawConfig }[]): 
     }
   }
   const stateDir = (merged.stateDir as string | undefined) ?? '/var/lib/tsoverlay';
-  const defaultHostId = hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 63) || 'localhost';
   return {
     store: (merged.store as string | undefined) ?? `sqlite://${stateDir}/store.db`,
     stateDir,
-    hostId: (merged.hostId as string | undefined) ?? defaultHostId,
+    // The same default the standalone CNI executables use (plugins/cni/host-state.ts).
+    hostId: (merged.hostId as string | undefined) ?? defaultHostId(),
     advertise: merged.advertise as string | undefined,
     pluginDir: (merged.pluginDir as string | undefined) ?? '/run/docker/plugins',
     socket: (merged.socket as string | undefined) ?? '/run/tsoverlay/tsoverlay.sock',

@@ -21,9 +21,13 @@ import { HostRegistration } from '../plugins/drivers/overlay/hosts.js';
 import { startLocalApi, type LocalApi } from './local-api.js';
 import { startStoreRules, type StoreRules } from './store-rules.js';
 import { startObservability, type Observability } from './observability/index.js';
+import { adoptHostId, daemonStateDir, ensureDir, HostStateError, HostStateLock } from '../plugins/cni/host-state.js';
 import type { Logger } from './log.js';
 
 export const VERSION = '0.1.0';
+
+/** Longest wait at start-up for standalone CNI calls in flight (they hold the start-up lock). */
+export const STARTUP_LOCK_WAIT_MS = 60_000;
 
 /** Seconds a host stays registered after its daemon stops renewing. */
 export const HOST_LEASE_TTL = 10;
@@ -64,8 +68,14 @@ export class Daemon {
 
   /** Start every part; on failure, whatever was started is stopped again. */
   async start(): Promise<void> {
+    let startup: HostStateLock | undefined;
     try {
       this.makeDirs();
+      // The directory the standalone CNI executables share with us: our host id, so they record
+      // under it while we are down, and the lock that keeps them out of our start-up reconcile.
+      const meet = daemonStateDir(this.cfg);
+      ensureDir(meet);
+      adoptHostId(meet, this.cfg.hostId);
       this.advertise = this.cfg.advertise ?? (await this.deps.detectAdvertise()) ?? null;
       if (!this.advertise) this.log.warn('no advertise address found: this host works alone (no overlay peers)');
       const store = await openStore(this.cfg.store);
@@ -76,6 +86,7 @@ export class Daemon {
       this.store = this.obs.store;
       if (this.obs.web) this.log.info({ address: this.obs.web.address }, 'metrics and topology page served');
       const core = this.core(this.store);
+      startup = await this.startupLock(meet);
       // The overlay first: its rules must be desired before the firewall's full reconcile.
       this.overlay = new OverlayDriver({
         kernel: core.kernel,
@@ -119,10 +130,29 @@ export class Daemon {
       });
       const cni = cniHandOff({ ...core, hostId: this.cfg.hostId, store: this.store, storeUrl: this.cfg.store, overlay: this.overlay, log: this.log });
       this.api = await startLocalApi({ socket: this.cfg.socket, log: this.log, status: () => this.status(), cni });
+      // Executables waiting for the lock ask the socket again once they have it: it answers now.
+      startup?.release();
+      startup = undefined;
       this.log.info({ socket: this.cfg.socket, advertise: this.advertise }, 'daemon ready');
     } catch (err) {
+      startup?.release();
       await this.stop();
       throw err;
+    }
+  }
+
+  /**
+   * The start-up lock, exclusive: waits for standalone CNI calls in flight to finish and holds
+   * new ones until the local API answers. Calls that outlast STARTUP_LOCK_WAIT_MS (a hung
+   * plugin) are logged and not waited for.
+   */
+  private async startupLock(dir: string): Promise<HostStateLock | undefined> {
+    try {
+      return await HostStateLock.acquire(dir, 'exclusive', STARTUP_LOCK_WAIT_MS);
+    } catch (err) {
+      if (!(err instanceof HostStateError)) throw err;
+      this.log.warn({ err: err.message }, 'standalone CNI calls still running: starting without the start-up lock');
+      return undefined;
     }
   }
 

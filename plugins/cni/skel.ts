@@ -56,7 +56,7 @@ export interface PluginSpec {
    * The verbs, or a loader for them: a loader is called only when the invocation is not
    * handed to the daemon, so the store and driver modules stay unloaded otherwise.
    */
-  handlers: PluginHandlers | (() => Promise<PluginHandlers>);
+  handlers: PluginHandlers | ((req?: CniRequest) => Promise<PluginHandlers>);
   /**
    * The daemon socket to hand this request to (e.g. `conf.daemonSocket` or the default),
    * or undefined to run locally. With no daemon listening, the handlers run here.
@@ -64,11 +64,18 @@ export interface PluginSpec {
   daemonSocket?(req: CniRequest): string | undefined;
   /** Longest wait for the daemon's answer (default 30 s) → CniError 11. */
   handOffTimeoutMs?: number;
+  /**
+   * Called when no daemon took the request, before the handlers run here: holds what the call
+   * needs for its whole duration (the host's start-up lock, plugins/cni/standalone.ts) and
+   * returns its release. The daemon socket is asked once more afterwards: a daemon that was
+   * starting holds that lock until it answers.
+   */
+  standalone?(req: CniRequest): Promise<() => void>;
 }
 
 /** The handlers of a spec, loading them when given as a loader. */
-export async function loadHandlers(spec: Pick<PluginSpec, 'handlers'>): Promise<PluginHandlers> {
-  return typeof spec.handlers === 'function' ? spec.handlers() : spec.handlers;
+export async function loadHandlers(spec: Pick<PluginSpec, 'handlers'>, req?: CniRequest): Promise<PluginHandlers> {
+  return typeof spec.handlers === 'function' ? spec.handlers(req) : spec.handlers;
 }
 
 /** The process edges, injectable for tests and for a daemon serving requests. */
@@ -222,11 +229,21 @@ export async function runCni(spec: PluginSpec, io: CniIo): Promise<number> {
 /** Hand the request to the daemon when the spec names a socket and one listens; else run here. */
 async function execute(spec: PluginSpec, req: CniRequest, env: NodeJS.ProcessEnv): Promise<Result | undefined> {
   const socket = spec.daemonSocket?.(req);
+  const toDaemon = () => handOff(socket!, { plugin: spec.name, env: cniVars(env), stdin: req.stdin }, spec.handOffTimeoutMs);
   if (socket) {
-    const outcome = await handOff(socket, { plugin: spec.name, env: cniVars(env), stdin: req.stdin }, spec.handOffTimeoutMs);
+    const outcome = await toDaemon();
     if (outcome.handled) return outcome.result;
   }
-  return dispatch(req, await loadHandlers(spec));
+  const release = socket ? await spec.standalone?.(req) : undefined;
+  try {
+    if (release) {
+      const again = await toDaemon();
+      if (again.handled) return again.result;
+    }
+    return await dispatch(req, await loadHandlers(spec, req));
+  } finally {
+    release?.();
+  }
 }
 
 /** The config's own cniVersion when it is one we speak (used to label early errors). */

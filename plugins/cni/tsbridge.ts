@@ -13,13 +13,16 @@ export function tsbridgeSpec(ctx?: CniContext): PluginSpec {
     name: 'tsbridge',
     about: 'tsbridge: tsoverlay bridge CNI plugin (a Linux bridge per network, a veth pair per container)',
     // Loaded once: a daemon keeps the handlers (and their caches) across requests.
-    handlers: () =>
+    handlers: (req) =>
       (loaded ??= (async () => {
         const { createTsbridgeHandlers } = await import('./tsbridge-handlers.js');
-        return createTsbridgeHandlers(ctx ?? (await import('./standalone.js')).standaloneContext());
+        return createTsbridgeHandlers(ctx ?? (await import('./standalone.js')).standaloneContextFor(req));
       })()),
   };
-  if (!ctx) spec.daemonSocket = (req) => confString(req.conf as unknown as Record<string, unknown>, 'daemonSocket') ?? DEFAULT_DAEMON_SOCKET;
+  if (!ctx) {
+    spec.daemonSocket = (req) => confString(req.conf as unknown as Record<string, unknown>, 'daemonSocket') ?? DEFAULT_DAEMON_SOCKET;
+    spec.standalone = async (req) => (await import('./standalone.js')).holdStandalone(req);
+  }
   return spec;
 }
 

@@ -10,13 +10,16 @@ export function tshostSpec(ctx?: CniContext): PluginSpec {
     name: 'tshost',
     about: 'tshost: tsoverlay host-network CNI plugin (records the attachment and reserves its ports; creates no interface)',
     // Loaded once: a daemon keeps the handlers (and their caches) across requests.
-    handlers: () =>
+    handlers: (req) =>
       (loaded ??= (async () => {
         const { createTshostHandlers } = await import('./tshost-handlers.js');
-        return createTshostHandlers(ctx ?? (await import('./standalone.js')).standaloneContext());
+        return createTshostHandlers(ctx ?? (await import('./standalone.js')).standaloneContextFor(req));
       })()),
   };
-  if (!ctx) spec.daemonSocket = (req) => confString(req.conf as unknown as Record<string, unknown>, 'daemonSocket') ?? DEFAULT_DAEMON_SOCKET;
+  if (!ctx) {
+    spec.daemonSocket = (req) => confString(req.conf as unknown as Record<string, unknown>, 'daemonSocket') ?? DEFAULT_DAEMON_SOCKET;
+    spec.standalone = async (req) => (await import('./standalone.js')).holdStandalone(req);
+  }
   return spec;
 }
 

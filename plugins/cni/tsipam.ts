@@ -22,13 +22,16 @@ export function tsipamSpec(ctx?: CniContext): PluginSpec {
     name: 'tsipam',
     about: 'tsipam: tsoverlay IPAM CNI plugin (host-local compatible ranges, allocations in the tsoverlay store)',
     // Loaded once: a daemon keeps the handlers (and their caches) across requests.
-    handlers: () =>
+    handlers: (req) =>
       (loaded ??= (async () => {
         const { createTsipamHandlers } = await import('./tsipam-handlers.js');
-        return createTsipamHandlers(ctx ?? (await import('./standalone.js')).standaloneContext());
+        return createTsipamHandlers(ctx ?? (await import('./standalone.js')).standaloneContextFor(req));
       })()),
   };
-  if (!ctx) spec.daemonSocket = (req) => daemonSocketOf(req, true);
+  if (!ctx) {
+    spec.daemonSocket = (req) => daemonSocketOf(req, true);
+    spec.standalone = async (req) => (await import('./standalone.js')).holdStandalone(req);
+  }
   return spec;
 }
 

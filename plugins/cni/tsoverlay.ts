@@ -13,12 +13,15 @@ export function tsoverlaySpec(ctx?: CniContext, overlay?: OverlayBinding): Plugi
   const spec: PluginSpec = {
     name: 'tsoverlay',
     about: 'tsoverlay: tsoverlay VXLAN overlay CNI plugin (one L2 network across hosts; needs the tsoverlay daemon)',
-    handlers: async () => {
+    handlers: async (req) => {
       const { createTsoverlayHandlers } = await import('./tsoverlay-handlers.js');
-      return createTsoverlayHandlers(ctx ?? (await import('./standalone.js')).standaloneContext(), overlay);
+      return createTsoverlayHandlers(ctx ?? (await import('./standalone.js')).standaloneContextFor(req), overlay);
     },
   };
-  if (!ctx) spec.daemonSocket = (req) => confString(req.conf as unknown as Record<string, unknown>, 'daemonSocket') ?? DEFAULT_DAEMON_SOCKET;
+  if (!ctx) {
+    spec.daemonSocket = (req) => confString(req.conf as unknown as Record<string, unknown>, 'daemonSocket') ?? DEFAULT_DAEMON_SOCKET;
+    spec.standalone = async (req) => (await import('./standalone.js')).holdStandalone(req);
+  }
   return spec;
 }
 

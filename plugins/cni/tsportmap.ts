@@ -10,13 +10,16 @@ export function tsportmapSpec(ctx?: CniContext): PluginSpec {
     name: 'tsportmap',
     about: 'tsportmap: tsoverlay chained port-mapping CNI plugin (runtimeConfig.portMappings through the tsoverlay firewall)',
     // Loaded once: a daemon keeps the handlers (and their caches) across requests.
-    handlers: () =>
+    handlers: (req) =>
       (loaded ??= (async () => {
         const { createTsportmapHandlers } = await import('./tsportmap-handlers.js');
-        return createTsportmapHandlers(ctx ?? (await import('./standalone.js')).standaloneContext());
+        return createTsportmapHandlers(ctx ?? (await import('./standalone.js')).standaloneContextFor(req));
       })()),
   };
-  if (!ctx) spec.daemonSocket = (req) => confString(req.conf as unknown as Record<string, unknown>, 'daemonSocket') ?? DEFAULT_DAEMON_SOCKET;
+  if (!ctx) {
+    spec.daemonSocket = (req) => confString(req.conf as unknown as Record<string, unknown>, 'daemonSocket') ?? DEFAULT_DAEMON_SOCKET;
+    spec.standalone = async (req) => (await import('./standalone.js')).holdStandalone(req);
+  }
   return spec;
 }
 

@@ -1,0 +1,154 @@
+// Where the daemon and the standalone CNI executables of a host meet: a directory (the SQLite
+// store's; for etcd stores the state dir) holding the host id everything records under
+// (`host-id`) and the start-up lock (`host.lock`). Node built-ins only, plus better-sqlite3
+// when a lock is taken.
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import type Database from 'better-sqlite3';
+import { CodedError } from '../../store/errors.js';
+import { parseStoreUrl } from '../../store/url.js';
+
+/** The daemon's default `--state-dir` (DESIGN.md). */
+export const DEFAULT_STATE_DIR = '/var/lib/tsoverlay';
+/** The file naming the host id, in the meeting directory. */
+export const HOST_ID_FILE = 'host-id';
+/** The start-up lock file, in the meeting directory. */
+export const HOST_LOCK_FILE = 'host.lock';
+
+const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+type HostStateCode = 'host-id-mismatch' | 'host-lock-busy';
+
+/** A host-state failure (a host id conflict, a lock not obtained in time). */
+export class HostStateError extends CodedError<HostStateCode> {
+  constructor(code: HostStateCode, message: string) {
+    super('HostStateError', code, code === 'host-lock-busy' ? 'unavailable' : 'conflict', message, code === 'host-lock-busy');
+  }
+}
+
+/** The host name as a host id (the daemon's `--host-id` default): other characters become '-'. */
+export function defaultHostId(name: string = hostname()): string {
+  return name.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[._-]+/, '').slice(0, 63) || 'localhost';
+}
+
+/**
+ * The meeting directory of a store URL as the executables see it: the SQLite file's directory,
+ * else the default state dir (an etcd-backed daemon with another --state-dir is not found).
+ */
+export function stateDirOfStore(storeUrl: string): string {
+  try {
+    const t = parseStoreUrl(storeUrl);
+    return t.kind === 'sqlite' ? dirname(t.file) : DEFAULT_STATE_DIR;
+  } catch {
+    return DEFAULT_STATE_DIR; // the handler refuses the URL itself
+  }
+}
+
+/** The daemon's meeting directory: its SQLite store's directory, else its state dir. */
+export function daemonStateDir(cfg: { store: string; stateDir: string }): string {
+  const t = parseStoreUrl(cfg.store);
+  return t.kind === 'sqlite' ? dirname(t.file) : cfg.stateDir;
+}
+
+/** The host id recorded in `dir`, or undefined (no file, unreadable, or not a valid id). */
+export function readHostId(dir: string): string | undefined {
+  try {
+    const id = readFileSync(join(dir, HOST_ID_FILE), 'utf8').trim();
+    return HOST_ID.test(id) ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Write `id` to a new temporary file in `dir` (synced), returning its path. */
+function tempWith(dir: string, id: string): string {
+  const tmp = join(dir, `.${HOST_ID_FILE}.${process.pid}.${randomBytes(4).toString('hex')}`);
+  const fd = openSync(tmp, 'wx', 0o644);
+  try {
+    writeSync(fd, `${id}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return tmp;
+}
+
+/**
+ * Record `id` in `dir` unless an id is recorded already, atomically (hard link of a complete
+ * temporary file: never clobbers, never shows a partial file). Returns the id now recorded.
+ */
+export function claimHostId(dir: string, id: string): string {
+  const existing = readHostId(dir);
+  if (existing) return existing;
+  const tmp = tempWith(dir, id);
+  try {
+    linkSync(tmp, join(dir, HOST_ID_FILE));
+    return id;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return readHostId(dir) ?? id;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+/**
+ * The daemon's check at start-up: `id` is recorded in `dir` (written atomically when absent).
+ * Another id there means this host's state (links, records, port reservations) was made under
+ * that id — by CNI executables that ran before any daemon, or a daemon with another --host-id —
+ * and starting would prune it as unexplained: refused, naming both ids and the file.
+ */
+export function adoptHostId(dir: string, id: string): void {
+  const recorded = claimHostId(dir, id);
+  if (recorded === id) return;
+  throw new HostStateError(
+    'host-id-mismatch',
+    `--host-id "${id}" differs from the host id "${recorded}" recorded in ${join(dir, HOST_ID_FILE)} (this host's containers and records were made under it): ` +
+      `start with --host-id ${recorded}, or delete the file once nothing is recorded under "${recorded}"`,
+  );
+}
+
+/**
+ * The start-up lock: one SQLite transaction on `<dir>/host.lock`. Standalone executables hold it
+ * shared for their whole call; a starting daemon holds it exclusive until its socket answers, so
+ * its start-up reconcile never runs beside a standalone call. The kernel drops it when the
+ * process dies. A waiting exclusive taker holds back new shared ones (no starvation).
+ */
+export class HostStateLock {
+  private constructor(private readonly db: Database.Database) {}
+
+  /** Take the lock within `timeoutMs`, else HostStateError host-lock-busy (CNI 11). */
+  static async acquire(dir: string, mode: 'shared' | 'exclusive', timeoutMs: number): Promise<HostStateLock> {
+    const { default: Sqlite } = await import('better-sqlite3');
+    const path = join(dir, HOST_LOCK_FILE);
+    const db = new Sqlite(path, { timeout: timeoutMs });
+    try {
+      if (mode === 'exclusive') db.exec('BEGIN EXCLUSIVE');
+      else {
+        db.exec('BEGIN');
+        db.prepare('SELECT count(*) FROM sqlite_master').get(); // holds SHARED until COMMIT
+      }
+    } catch (err) {
+      db.close();
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+      throw new HostStateError('host-lock-busy', `${path}: not obtained within ${timeoutMs} ms (${mode === 'shared' ? 'the tsoverlay daemon is starting' : 'standalone CNI calls are running'})`);
+    }
+    return new HostStateLock(db);
+  }
+
+  release(): void {
+    try {
+      this.db.exec('COMMIT');
+    } finally {
+      this.db.close();
+    }
+  }
+}
+
+/** Create `dir` (0755) when missing. */
+export function ensureDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+}
+
