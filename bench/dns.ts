@@ -1,79 +1,114 @@
 // DNS benchmark: tsoverlay's standalone DNS vs dnsmasq (Debian dnsmasq-base), same machine, same
-// 10k names (our store's endpoint records / dnsmasq's --addn-hosts file), same loopback setup,
-// measured with dnsperf: qps for local names and for names forwarded to a third server (another
-// dnsmasq), and latency percentiles at a fixed rate. Everything binds 127.0.0.8x only.
-// The machine is shared and noisy, so runs alternate between the two servers (paired) and the
-// medians are reported, with the median of the per-pair ratios.
-// Run: npx tsx bench/dns.ts [--names 10000] [--seconds 4] [--pairs 5] [--rate 10000] [--workers 2]
+// 10k names (our store's endpoint records / dnsmasq's --addn-hosts file), measured with dnsperf:
+// qps for local names and for names forwarded to a third server (another dnsmasq, no cache in
+// either forwarder), latency percentiles at a fixed rate, and CPU time per query (server process
+// tree, from /proc). Everything runs inside one network namespace the bench makes (loopback only).
+// The machine is shared and noisy: after a warm-up, rounds alternate the order of the servers and
+// the medians are reported, with the median of the per-round ratios.
+// Run: npx tsx bench/dns.ts [--names 10000] [--seconds 4] [--rounds 5] [--rate 10000] [--workers 1,2]
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serveStandalone, type StandaloneOptions } from '../dns/standalone.js';
 import { keys } from '../store/keys.js';
 import { SqliteStore } from '../store/sqlite.js';
-import { freePort } from '../test/harness/etcd.js';
-import { tryRun } from '../test/harness/exec.js';
+import { NetnsSet, type Netns } from '../test/harness/netns.js';
 
-const arg = (name: string, dflt: number) => {
+const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+  return i >= 0 ? process.argv[i + 1]! : dflt;
 };
-const NAMES = arg('names', 10_000);
-const SECONDS = arg('seconds', 4);
-const PAIRS = arg('pairs', 5);
-const RATE = arg('rate', 10_000);
-const WORKERS = arg('workers', 2);
-const OURS = '127.0.0.81';
-const DNSMASQ = '127.0.0.82';
-const UPSTREAM = '127.0.0.83';
+const NAMES = Number(arg('names', '10000'));
+const SECONDS = Number(arg('seconds', '4'));
+const ROUNDS = Number(arg('rounds', arg('pairs', '5')));
+const RATE = Number(arg('rate', '10000'));
+const WORKERS = arg('workers', '1,2').split(',').map(Number);
+const DNSMASQ = '127.0.0.2';
+const UPSTREAM = '127.0.0.3';
+const ours = (w: number) => `127.0.1.${w}`;
 
 const addr = (i: number) => `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${(i & 255) || 1}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Perf {
   qps: number;
-  avgMs: number;
   lost: number;
+  /** CPU µs (user + system) the server spent per query completed. */
+  cpuUs: number;
+}
+interface Latency {
+  p50: number;
+  p99: number;
+  max: number;
+}
+type Row = { local: Perf; fwd: Perf; lat: Latency };
+
+/** A server under test: where it listens and its process (CPU is read from /proc). */
+interface Target {
+  name: string;
+  host: string;
+  proc: ChildProcess;
 }
 
-function sleep(ms: number) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function startProc(cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
-  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
+function startIn(ns: Netns, cmd: string, args: string[]): ChildProcess {
+  // nsenter execs the command in place: the PID is the server's own.
+  const p = spawn('nsenter', [`--net=${ns.path}`, '--', cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   p.stdout!.on('data', () => {});
   p.stderr!.on('data', () => {});
   return p;
 }
 
-async function dnsperf(server: string, port: number, file: string, extra: string[]): Promise<string> {
-  const r = await tryRun('dnsperf', ['-s', server, '-p', String(port), '-d', file, '-t', '2', ...extra], { timeoutMs: (SECONDS + 30) * 1000 });
+/** utime + stime (clock ticks) of a process and its children (cluster workers). */
+function cpuTicks(pid: number): number {
+  const one = (p: string) => {
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      return Number(rest[11]) + Number(rest[12]);
+    } catch {
+      return 0;
+    }
+  };
+  let children: string[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  } catch {
+    /* gone */
+  }
+  return one(String(pid)) + children.reduce((n, c) => n + one(c), 0);
+}
+
+async function dnsperf(ns: Netns, server: string, file: string, extra: string[]): Promise<string> {
+  const r = await ns.tryExec('dnsperf', ['-s', server, '-p', '53', '-d', file, '-t', '2', ...extra], { timeoutMs: (SECONDS + 30) * 1000 });
   return r.stdout;
 }
 
-async function throughput(server: string, port: number, file: string): Promise<Perf> {
-  const out = await dnsperf(server, port, file, ['-l', String(SECONDS)]);
+async function throughput(ns: Netns, t: Target, file: string, seconds = SECONDS): Promise<Perf> {
+  const c0 = cpuTicks(t.proc.pid!);
+  const out = await dnsperf(ns, t.host, file, ['-l', String(seconds)]);
+  const ticks = cpuTicks(t.proc.pid!) - c0;
   const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
-  return { qps: num(/Queries per second:\s+([\d.]+)/), avgMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000, lost: num(/Queries lost:\s+(\d+)/) };
+  const done = num(/Queries completed:\s+(\d+)/);
+  return { qps: num(/Queries per second:\s+([\d.]+)/), lost: num(/Queries lost:\s+(\d+)/), cpuUs: (ticks * 10_000) / done };
 }
 
 /** Latency percentiles at a fixed rate, from dnsperf's per-query lines (-v). */
-async function latency(server: string, port: number, file: string): Promise<{ p50: number; p99: number; max: number }> {
-  const out = await dnsperf(server, port, file, ['-l', '3', '-Q', String(RATE), '-v']);
+async function latency(ns: Netns, t: Target, file: string): Promise<Latency> {
+  const out = await dnsperf(ns, t.host, file, ['-l', '3', '-Q', String(RATE), '-v']);
   const xs = [...out.matchAll(/^> \w+ \S+ \S+ ([\d.]+)$/gm)].map((m) => Number(m[1]) * 1000).sort((a, b) => a - b);
   const pct = (p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
   return { p50: pct(50), p99: pct(99), max: xs.at(-1) ?? NaN };
 }
 
-async function waitAnswer(server: string, port: number, name: string): Promise<void> {
+async function waitAnswer(ns: Netns, server: string, name: string): Promise<void> {
   for (let i = 0; i < 300; i++) {
-    const r = await tryRun('dig', ['+time=1', '+tries=1', '+short', `@${server}`, '-p', String(port), name]);
+    const r = await ns.tryExec('dig', ['+time=1', '+tries=1', '+short', `@${server}`, name]);
     if (r.stdout.trim()) return;
     await sleep(100);
   }
-  throw new Error(`${server}:${port} never answered ${name}`);
+  throw new Error(`${server} never answered ${name}`);
 }
 
 /** `--serve JSON`: this file runs our server in its own process. */
@@ -97,85 +132,98 @@ async function fill(file: string): Promise<void> {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tsot-bench-dns-'));
+  const set = new NetnsSet('bdns');
   const procs: ChildProcess[] = [];
+  const cleanup = async () => {
+    for (const p of procs) p.kill('SIGTERM');
+    await sleep(300);
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    await set.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const onSignal = () => void cleanup().then(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
-    const [portOurs, portMasq, portUp] = [await freePort(), await freePort(), await freePort()];
+    const ns = await set.add('ns');
     const names = Array.from({ length: NAMES }, (_, i) => i);
     writeFileSync(join(dir, 'hosts'), names.map((i) => `${addr(i)} host${i}`).join('\n') + '\n');
     writeFileSync(join(dir, 'upstream-hosts'), names.map((i) => `${addr(i)} f${i}.example.test`).join('\n') + '\n');
-    writeFileSync(join(dir, 'q-local'), names.map((i) => `host${i} A`).join('\n') + '\n');
-    writeFileSync(join(dir, 'q-fwd'), names.map((i) => `f${i}.example.test A`).join('\n') + '\n');
+    const files = { local: join(dir, 'q-local'), fwd: join(dir, 'q-fwd') };
+    writeFileSync(files.local, names.map((i) => `host${i} A`).join('\n') + '\n');
+    writeFileSync(files.fwd, names.map((i) => `f${i}.example.test A`).join('\n') + '\n');
     await fill(join(dir, 'store.db'));
-    const masq = (listen: string, port: number, hosts: string, extra: string[]) =>
-      startProc('dnsmasq', ['--no-daemon', '--conf-file=/dev/null', '--bind-interfaces', `--listen-address=${listen}`, `--port=${port}`, '--no-resolv', '--no-hosts', `--addn-hosts=${hosts}`, '--user=root', ...extra]);
-    procs.push(masq(UPSTREAM, portUp, join(dir, 'upstream-hosts'), []));
+    const masq = (listen: string, hosts: string, extra: string[]) =>
+      startIn(ns, 'dnsmasq', ['--no-daemon', '--conf-file=/dev/null', '--bind-interfaces', `--listen-address=${listen}`, '--port=53', '--no-resolv', '--no-hosts', `--addn-hosts=${hosts}`, '--user=root', ...extra]);
+    procs.push(masq(UPSTREAM, join(dir, 'upstream-hosts'), []));
     // No answer cache on either side for forwarded names: every query goes upstream.
-    procs.push(masq(DNSMASQ, portMasq, join(dir, 'hosts'), [`--server=${UPSTREAM}#${portUp}`, '--cache-size=0']));
-    const opts: StandaloneOptions = { storeUrl: `sqlite://${join(dir, 'store.db')}`, listen: [`${OURS}:${portOurs}`], upstreams: [`${UPSTREAM}:${portUp}`], workers: WORKERS };
-    procs.push(startProc(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--serve', JSON.stringify(opts)]));
-    await waitAnswer(UPSTREAM, portUp, 'f1.example.test');
-    await waitAnswer(DNSMASQ, portMasq, 'host1');
-    await waitAnswer(OURS, portOurs, 'host1');
-    const targets = { tsoverlay: [OURS, portOurs], dnsmasq: [DNSMASQ, portMasq] } as const;
-    for (const [, [h, p]] of Object.entries(targets)) await dnsperf(h, p, join(dir, 'q-local'), ['-n', '1']);
-    const pairs: Pair[] = [];
-    for (let r = 0; r < PAIRS; r++) {
-      // Alternate which server goes first, so a drift in machine load favours neither.
-      const order = r % 2 ? (['dnsmasq', 'tsoverlay'] as const) : (['tsoverlay', 'dnsmasq'] as const);
-      const pair = {} as Pair;
-      for (const kind of ['local', 'fwd'] as const) {
-        for (const name of order) {
-          const [h, p] = targets[name];
-          (pair[name] ??= {} as Pair[keyof Pair])[kind] = await throughput(h, p, join(dir, kind === 'local' ? 'q-local' : 'q-fwd'));
-        }
-      }
-      for (const name of order) {
-        const [h, p] = targets[name];
-        pair[name].lat = await latency(h, p, join(dir, 'q-local'));
-      }
-      pairs.push(pair);
+    const targets: Target[] = [{ name: 'dnsmasq', host: DNSMASQ, proc: masq(DNSMASQ, join(dir, 'hosts'), [`--server=${UPSTREAM}`, '--cache-size=0']) }];
+    procs.push(targets[0]!.proc);
+    for (const w of WORKERS) {
+      const opts: StandaloneOptions = { storeUrl: `sqlite://${join(dir, 'store.db')}`, listen: [`${ours(w)}:53`], upstreams: [UPSTREAM], workers: w };
+      const proc = startIn(ns, process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--serve', JSON.stringify(opts)]);
+      procs.push(proc);
+      targets.push({ name: `tsoverlay×${w}`, host: ours(w), proc });
     }
-    report(pairs);
+    await waitAnswer(ns, UPSTREAM, 'f1.example.test');
+    for (const t of targets) await waitAnswer(ns, t.host, 'host1');
+    // Warm-up: every name once (fills our answer cache), then a short load (JIT, socket buffers).
+    for (const t of targets) {
+      await dnsperf(ns, t.host, files.local, ['-n', '1']);
+      await throughput(ns, t, files.local, 1);
+      await throughput(ns, t, files.fwd, 1);
+    }
+    const rounds: Map<string, Row>[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      // Rotate which server goes first, so a drift in machine load favours none.
+      const order = targets.map((_, i) => targets[(i + r) % targets.length]!);
+      const round = new Map<string, Row>(targets.map((t) => [t.name, {} as Row]));
+      for (const kind of ['local', 'fwd'] as const) for (const t of order) round.get(t.name)![kind] = await throughput(ns, t, files[kind]);
+      for (const t of order) round.get(t.name)!.lat = await latency(ns, t, files.local);
+      rounds.push(round);
+      process.stderr.write(`round ${r + 1}/${ROUNDS} done\n`);
+    }
+    report(targets.map((t) => t.name), rounds);
   } finally {
-    for (const p of procs) p.kill('SIGTERM');
-    await sleep(300);
-    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    await cleanup();
   }
 }
-
-interface Latency {
-  p50: number;
-  p99: number;
-  max: number;
-}
-type Pair = Record<'tsoverlay' | 'dnsmasq', { local: Perf; fwd: Perf; lat: Latency }>;
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-function report(pairs: Pair[]): void {
+function report(names: string[], rounds: Map<string, Row>[]): void {
   const f = (n: number, d = 0) => n.toFixed(d);
-  const col = (name: 'tsoverlay' | 'dnsmasq', pick: (x: Pair['tsoverlay']) => number) => pairs.map((p) => pick(p[name]));
-  console.log(`\nDNS benchmark: ${NAMES} names, ${PAIRS} alternating pairs of dnsperf runs (${SECONDS} s each), latency at ${RATE} qps over 3 s; tsoverlay workers: ${WORKERS || 1}`);
-  console.log('server      local qps (median; runs)                fwd qps (median; runs)            local latency ms p50 / p99 / max (medians)');
-  for (const name of ['tsoverlay', 'dnsmasq'] as const) {
+  const col = (name: string, pick: (x: Row) => number) => rounds.map((r) => pick(r.get(name)!));
+  console.log(
+    `\nDNS benchmark: ${NAMES} names, ${ROUNDS} rounds of dnsperf runs (${SECONDS} s each, server order rotating), latency at ${RATE} qps over 3 s; one network namespace, loopback`,
+  );
+  console.log('server         local qps (median; rounds)               µs CPU/q  fwd qps (median; rounds)           µs CPU/q  local latency ms p50 / p99 / max (medians)');
+  for (const name of names) {
     const l = col(name, (x) => x.local.qps);
     const w = col(name, (x) => x.fwd.qps);
     const lat = (k: keyof Latency) => median(col(name, (x) => x.lat[k]));
     console.log(
-      `${name.padEnd(11)} ${f(median(l)).padStart(7)}; ${l.map((x) => f(x)).join(' ')}`.padEnd(60) +
-        `${f(median(w)).padStart(7)}; ${w.map((x) => f(x)).join(' ')}`.padEnd(46) +
+      `${name.padEnd(14)} ${f(median(l)).padStart(7)}; ${l.map((x) => f(x)).join(' ')}`.padEnd(57) +
+        `${f(median(col(name, (x) => x.local.cpuUs)), 1).padStart(8)}  ` +
+        `${f(median(w)).padStart(7)}; ${w.map((x) => f(x)).join(' ')}`.padEnd(35) +
+        `${f(median(col(name, (x) => x.fwd.cpuUs)), 1).padStart(8)}  ` +
         `${f(lat('p50'), 3)} / ${f(lat('p99'), 3)} / ${f(lat('max'), 2)}`,
     );
   }
-  const lost = pairs.reduce((n, p) => n + p.tsoverlay.local.lost + p.tsoverlay.fwd.lost, 0);
-  const ratio = (k: 'local' | 'fwd') => median(pairs.map((p) => p.tsoverlay[k].qps / p.dnsmasq[k].qps));
-  const p99 = median(col('tsoverlay', (x) => x.lat.p99));
-  console.log(`median of paired ratios tsoverlay/dnsmasq: local ${f(ratio('local'), 2)}×, forwarded ${f(ratio('fwd'), 2)}×; queries lost by tsoverlay: ${lost}`);
-  console.log(`goals: local qps ≥ 0.8× dnsmasq: ${ratio('local') >= 0.8 ? 'met' : 'NOT met'}; local p99 < 2 ms: ${p99 < 2 ? 'met' : 'NOT met'}`);
+  for (const name of names.filter((n) => n !== 'dnsmasq')) {
+    const ratio = (k: 'local' | 'fwd') => median(rounds.map((r) => r.get(name)![k].qps / r.get('dnsmasq')![k].qps));
+    const lost = rounds.reduce((n, r) => n + r.get(name)!.local.lost + r.get(name)!.fwd.lost, 0);
+    const p99 = median(col(name, (x) => x.lat.p99));
+    console.log(
+      `${name}: median of per-round ratios to dnsmasq: local ${f(ratio('local'), 2)}× (rounds ${rounds.map((r) => f(r.get(name)!.local.qps / r.get('dnsmasq')!.local.qps, 2)).join(' ')}), ` +
+        `forwarded ${f(ratio('fwd'), 2)}×; queries lost: ${lost}; goals: local qps ≥ 0.8× ${ratio('local') >= 0.8 ? 'met' : 'NOT met'}, local p99 < 2 ms ${p99 < 2 ? 'met' : 'NOT met'}`,
+    );
+  }
 }
 
 if (process.argv[2] === '--serve') await serve(process.argv[3]!);

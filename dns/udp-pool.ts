@@ -15,11 +15,23 @@ export interface UdpPoolOptions {
   maxUses?: number;
 }
 
-interface Pending {
+/** Told the reply to a query (undefined: the socket failed), with the token given to send(). */
+export interface UdpWaiter {
+  onReply(reply: Buffer | undefined, token: number): void;
+}
+
+/** A query sent and not answered yet; hand it to cancel() to stop waiting. */
+export interface UdpTicket {
+  readonly id: number;
+}
+
+interface Pending extends UdpTicket {
+  slot: Slot;
   host: string;
   port: number;
   q: Question;
-  done: (reply: Buffer | undefined) => void;
+  waiter: UdpWaiter;
+  token: number;
 }
 
 interface Slot {
@@ -40,13 +52,14 @@ export class UdpPool {
   }
 
   /**
-   * Send `msg` (its ID is overwritten) to the upstream; `done` gets the reply, or undefined when
-   * the socket fails. Returns a cancel function (call it on timeout).
+   * Send `msg` (its ID is overwritten) to the upstream; `waiter.onReply(reply, token)` gets the
+   * reply, or undefined when the socket fails. Returns a ticket for cancel() (on timeout), or
+   * undefined when the pool is closed (the waiter has been told).
    */
-  send(up: Upstream, family: 4 | 6, msg: Buffer, q: Question, done: (reply: Buffer | undefined) => void): () => void {
+  send(up: Upstream, family: 4 | 6, msg: Buffer, q: Question, waiter: UdpWaiter, token: number): UdpTicket | undefined {
     if (this.closed) {
-      done(undefined);
-      return () => {};
+      waiter.onReply(undefined, token);
+      return undefined;
     }
     const list = this.slots[family];
     const i = randomInt(list.length);
@@ -56,7 +69,8 @@ export class UdpPool {
     while (slot.pending.has(id)) id = randomInt(0x10000);
     msg.writeUInt16BE(id, 0);
     const s = slot;
-    s.pending.set(id, { host: up.host, port: up.port, q, done });
+    const p: Pending = { slot: s, id, host: up.host, port: up.port, q, waiter, token };
+    s.pending.set(id, p);
     if (++s.uses >= (this.opts.maxUses ?? 64)) {
       s.retired = true;
       list[i] = undefined;
@@ -64,7 +78,13 @@ export class UdpPool {
     s.sock.send(msg, up.port, up.host, (err) => {
       if (err) this.settle(s, id, undefined);
     });
-    return () => this.settle(s, id, undefined, false);
+    return p;
+  }
+
+  /** Stop waiting for a reply (the waiter is not told). */
+  cancel(t: UdpTicket): void {
+    const p = t as Pending;
+    if (p.slot.pending.get(p.id) === p) this.settle(p.slot, p.id, undefined, false);
   }
 
   close(): void {
@@ -98,7 +118,7 @@ export class UdpPool {
     const p = slot.pending.get(id);
     if (!p) return;
     slot.pending.delete(id);
-    if (notify) p.done(reply);
+    if (notify) p.waiter.onReply(reply, p.token);
     if (slot.retired && slot.pending.size === 0) closeQuietly(slot.sock);
   }
 
