@@ -27,9 +27,9 @@ interface Snapshot {
 }
 
 async function snapshot(env: Env): Promise<Snapshot> {
-  // A user's own bridge is adopted as it is and set to the network's MTU; the driver does not
-  // give the old MTU back on delete (a known limit, see the report), so its MTU is not compared.
-  const links = (await env.h.links()).map((l) => `${l.name} ${l.kind ?? '-'} mtu=${l.name === USER_BRIDGE ? '*' : l.mtu} ${l.up ? 'up' : 'down'} master=${l.master ?? '-'} group=${l.group}`);
+  // A user's own bridge adopted by a network gets its MTU and up state back on delete (and on a
+  // refused create), so it is compared like every other link.
+  const links = (await env.h.links()).map((l) => `${l.name} ${l.kind ?? '-'} mtu=${l.mtu} ${l.up ? 'up' : 'down'} master=${l.master ?? '-'} group=${l.group}`);
   const addrs = (await env.h.addresses()).map((a) => `${a.dev} ${a.cidr}`);
   const rules: string[] = [];
   for (const tool of ['iptables-save', 'ip6tables-save']) {
@@ -97,8 +97,8 @@ test('fuzz: bridge createNetwork on a real kernel (created or refused, nothing p
   const s = settings(20, 400);
   const env = await bridgeEnv(t, 'fzbr');
   await env.host.exec('iptables', ['-P', 'FORWARD', 'DROP']);
-  await env.host.ip('link', 'add', USER_BRIDGE, 'type', 'bridge');
-  await env.host.ip('link', 'set', USER_BRIDGE, 'up'); // the driver brings it up and leaves it so
+  // Down and with its own MTU: a network that adopts it brings it up and sets its MTU, and gives both back.
+  await env.host.ip('link', 'add', USER_BRIDGE, 'mtu', '1450', 'type', 'bridge');
   await env.host.ip('link', 'add', OTHER_LINK, 'type', 'veth', 'peer', 'name', 'fzveth1');
   const fw = new Firewall({ netnsPath: env.host.path });
   await fw.init();

@@ -20,6 +20,14 @@ export interface EnsureNetworkOutcome {
   addressesAdded: string[];
   /** The bridge link after the changes. */
   link: Link;
+  /** Set when the bridge existed without our link group (a user's): how it was before. */
+  adopted?: AdoptedBridge;
+}
+
+/** A user's bridge as a network found it: its MTU and up state come back when the network goes. */
+export interface AdoptedBridge {
+  mtu: number;
+  up: boolean;
 }
 
 /** An endpoint's interface as the recipes need it. */
@@ -68,6 +76,7 @@ export class BridgeKernel {
     if (existing && existing.kind !== 'bridge') {
       throw new DriverError('invalid-config', `invalid bridge ${JSON.stringify(cfg.bridge)}: an interface of kind ${existing.kind ?? 'plain'} has this name`, { field: 'bridge', value: cfg.bridge });
     }
+    const adopted = existing && existing.group !== this.groups.bridge ? { mtu: existing.mtu, up: existing.up } : undefined;
     const { link: first, created } = await this.host.ensureBridge(cfg.bridge, { mtu: cfg.mtu, group: this.groups.bridge, up: true });
     this.bridgeIndex.set(cfg.bridge, first.index);
     try {
@@ -79,12 +88,24 @@ export class BridgeKernel {
         // IPv6 gateways skip DAD: the address is allocated, and a tentative gateway would delay joins.
         await this.host.batch((b) => missing.forEach((m) => b.addrReplace(cfg.bridge, m.cidr, { noDad: m.family === 6 })));
       }
-      return { bridgeCreated: created, addressesAdded: missing.map((m) => m.cidr), link: first };
+      return { bridgeCreated: created, addressesAdded: missing.map((m) => m.cidr), link: first, ...(adopted ? { adopted } : {}) };
     } catch (err) {
-      // The caller only learns what was made from the outcome: a bridge made here goes again here.
+      // The caller only learns what was made from the outcome: a bridge made here goes again
+      // here, and a user's bridge gets its MTU and up state back.
       if (created) await this.deleteBridge(cfg.bridge).catch((e: Error) => this.log.warn({ network: cfg.id, err: e.message }, 'rollback: bridge not removed'));
+      if (adopted) await this.restoreBridge(cfg.bridge, adopted).catch((e: Error) => this.log.warn({ network: cfg.id, err: e.message }, 'rollback: bridge not restored'));
       throw err;
     }
+  }
+
+  /** Give a user's bridge back the MTU and up state it had (missing = done). */
+  async restoreBridge(name: string, was: AdoptedBridge): Promise<void> {
+    const link = await this.host.link(name);
+    if (!link) return;
+    const change: { mtu?: number; up?: boolean } = {};
+    if (link.mtu !== was.mtu) change.mtu = was.mtu;
+    if (link.up !== was.up) change.up = was.up;
+    if (Object.keys(change).length > 0) await this.host.linkSet(name, change);
   }
 
   private async applyNetworkSysctls(cfg: BridgeNetworkConfig): Promise<void> {
@@ -140,9 +161,10 @@ export class BridgeKernel {
 
   /**
    * Undo a network: delete the bridge when it carries our group (its addresses and ports go
-   * with it); otherwise only remove our gateway addresses from it. Missing = done.
+   * with it); otherwise remove our gateway addresses from it and give it back the MTU and up
+   * state it had when adopted (`adopted`, from the record). Missing = done.
    */
-  async removeNetwork(cfg: BridgeNetworkConfig): Promise<void> {
+  async removeNetwork(cfg: BridgeNetworkConfig, adopted?: AdoptedBridge): Promise<void> {
     this.bridgeIndex.delete(cfg.bridge);
     const link = await this.host.link(cfg.bridge);
     if (!link) return;
@@ -158,6 +180,7 @@ export class BridgeKernel {
         if (!isNotFound(err)) throw err;
       }
     }
+    if (adopted) await this.restoreBridge(cfg.bridge, adopted);
   }
 
   /** Remove gateway addresses added by a failed create (the bridge itself is deleted separately). */

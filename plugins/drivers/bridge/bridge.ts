@@ -8,7 +8,7 @@ import type { FirewallNetwork, FirewallPort, PortBinding, PortMappingRequest } f
 import { silentLogger, type DriverLogger } from '../common/log.js';
 import { RecordStore } from '../common/record-store.js';
 import type { EndpointRecord, NetworkRecord } from '../common/records.js';
-import { BridgeKernel } from './bridge-kernel.js';
+import { BridgeKernel, type AdoptedBridge } from './bridge-kernel.js';
 import { checkEndpoint } from './check.js';
 import {
   assertSameEndpoint,
@@ -85,8 +85,8 @@ export class BridgeDriver {
     const undo: (() => Promise<unknown>)[] = [];
     let done = false;
     try {
-      await this.realise(cfg, undo);
-      const rec: NetworkRecord = { ...networkRecordFields(cfg), driver: 'bridge', scope: 'local', hostId: this.opts.hostId, createdAt: this.now().toISOString() };
+      const { adopted } = await this.realise(cfg, undo);
+      const rec: NetworkRecord = { ...networkRecordFields(cfg), driver: 'bridge', scope: 'local', hostId: this.opts.hostId, createdAt: this.now().toISOString(), ...(adopted ? { adopted } : {}) };
       const out = await this.records.createNetwork(rec);
       if (!out.created) this.assertSameNetwork(out.record, cfg);
       done = true;
@@ -98,10 +98,15 @@ export class BridgeDriver {
   }
 
   /** Kernel + firewall state of a network (idempotent); pushes undo steps for what it made. */
-  private async realise(cfg: BridgeNetworkConfig, undo?: (() => Promise<unknown>)[]): Promise<boolean> {
+  private async realise(cfg: BridgeNetworkConfig, undo?: (() => Promise<unknown>)[]): Promise<{ created: boolean; adopted?: AdoptedBridge }> {
     const r = await this.k.ensureNetwork(cfg);
     if (r.bridgeCreated) undo?.push(() => this.k.deleteBridge(cfg.bridge));
-    else if (r.addressesAdded.length > 0) undo?.push(() => this.k.removeAddresses(cfg.bridge, r.addressesAdded));
+    else {
+      // Undo runs last-first: a user's bridge gets its MTU and state back after our addresses go.
+      const adopted = r.adopted;
+      if (adopted) undo?.push(() => this.k.restoreBridge(cfg.bridge, adopted));
+      if (r.addressesAdded.length > 0) undo?.push(() => this.k.removeAddresses(cfg.bridge, r.addressesAdded));
+    }
     const fw = this.opts.firewall;
     if (fw) {
       await fw.setNetwork(firewallNetwork(cfg));
@@ -110,7 +115,7 @@ export class BridgeDriver {
     } else {
       this.log.warn({ network: cfg.id }, 'no firewall configured: masquerade, icc and isolation rules are not applied');
     }
-    return r.bridgeCreated;
+    return { created: r.bridgeCreated, ...(r.adopted ? { adopted: r.adopted } : {}) };
   }
 
   /**
@@ -133,7 +138,7 @@ export class BridgeDriver {
       await this.teardownEndpoint(ep, causes);
     }
     await this.step(causes, 'firewall', async () => this.opts.firewall?.removeNetwork(networkId));
-    await this.step(causes, 'bridge', () => this.k.removeNetwork(cfg));
+    await this.step(causes, 'bridge', () => this.k.removeNetwork(cfg, rec.adopted));
     if (causes.length > 0) {
       throw new DriverError('teardown-incomplete', `network ${networkId} not fully removed: ${causes.join('; ')}`, { causes });
     }
@@ -285,7 +290,7 @@ export class BridgeDriver {
       hostId: this.opts.hostId,
       records: this.records,
       kernel: this.k,
-      realise: (cfg) => this.realise(cfg),
+      realise: async (cfg) => (await this.realise(cfg)).created,
       republish: (ep) => this.republish(ep),
       log: this.log,
     });

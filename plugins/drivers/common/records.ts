@@ -35,6 +35,8 @@ export interface NetworkRecord {
   hostBindingIpv4?: string;
   /** Overlay VXLAN network identifier. */
   vni?: number;
+  /** Bridge networks on a user's existing bridge: its MTU and up state before (restored on delete). */
+  adopted?: { mtu: number; up: boolean };
   /** The driver options as given (for inspection; the typed fields above are what counts). */
   options: Record<string, string | number | boolean>;
   /** ISO 8601. */
@@ -132,6 +134,8 @@ export function decodeNetworkRecord(text: string, key: string): NetworkRecord {
   need(o.mtu === undefined || Number.isInteger(o.mtu), 'mtu');
   need(o.vni === undefined || Number.isInteger(o.vni), 'vni');
   need(o.hairpin === undefined || isBool(o.hairpin), 'hairpin');
+  const adopted = o.adopted as { mtu?: unknown; up?: unknown } | undefined;
+  need(adopted === undefined || (typeof adopted === 'object' && adopted !== null && Number.isInteger(adopted.mtu) && isBool(adopted.up)), 'adopted');
   need(typeof o.options === 'object' && o.options !== null && !Array.isArray(o.options), 'options');
   need(isStr(o.createdAt), 'createdAt');
   return o as unknown as NetworkRecord;
