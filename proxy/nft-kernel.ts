@@ -87,6 +87,123 @@ export function keyText(set: string, id: string): string | undefined {
   return set.startsWith('link') ? parts.map((p, i) => (i === 2 ? `"${p}"` : p)).join(' . ') : id;
 }
 
+const T = NFT_TABLE;
+const elemText = (w: { key: string; value?: string }) => (w.value === undefined ? w.key : `${w.key} : ${w.value}`);
+
+/**
+ * Collects one transaction in the order nft needs: new sets and chains, chain rewrites, element
+ * deletes then adds, then chains and sets that go (flushed first, so nothing refers to them).
+ */
+class PlanBuilder {
+  readonly stats: ApplyStats = { lines: 0, rewritten: 0, patched: 0, created: 0, deleted: 0 };
+  private readonly head: string[] = [];
+  private readonly body: string[] = [];
+  private readonly flushGone: string[] = [];
+  private readonly dropChains: string[] = [];
+  private readonly dropSets: string[] = [];
+  private readonly flushSets = new Set<string>();
+  private readonly del = new Map<string, string[]>();
+  private readonly add = new Map<string, string[]>();
+  /** What the applied state becomes once the script succeeded. */
+  private readonly ops: ((x: NftApplied) => void)[] = [];
+
+  constructor(
+    private readonly desired: NftDesired,
+    private readonly a: NftApplied,
+  ) {}
+
+  chain(name: string): void {
+    const want = this.desired.chain(name);
+    const have = this.a.chains.get(name);
+    if (!want) {
+      if (!have) return;
+      this.flushGone.push(`flush chain ${T} ${name}`);
+      this.dropChains.push(`delete chain ${T} ${name}`);
+      this.stats.deleted++;
+      this.ops.push((x) => x.chains.delete(name));
+      return;
+    }
+    const tags = want.rules.map(ruleTag);
+    if (have && have.length === tags.length && have.every((t, i) => t === tags[i])) return;
+    if (!have) {
+      this.head.push(want.base ? `add chain ${T} ${name} { ${want.base} }` : `add chain ${T} ${name}`);
+      this.stats.created++;
+    } else {
+      this.body.push(`flush chain ${T} ${name}`);
+      this.stats.rewritten++;
+    }
+    want.rules.forEach((r, i) => this.body.push(`add rule ${T} ${name} ${r} comment "${tags[i]}"`));
+    this.ops.push((x) => x.chains.set(name, tags));
+  }
+
+  set(name: string): void {
+    const want = this.desired.set(name);
+    const have = this.a.sets.get(name);
+    if (want && !have) {
+      this.head.push(`add ${want}`.replace(/^add (set|map) /, `add $1 ${T} `));
+      this.stats.created++;
+      const kind = want.startsWith('map ') ? 'map' : 'set';
+      this.ops.push((x) => {
+        x.sets.set(name, kind);
+        if (!dynamic(name)) x.elems.set(name, new Map());
+      });
+    } else if (!want && have) {
+      this.dropSets.push(`delete ${have} ${T} ${name}`);
+      this.stats.deleted++;
+      this.ops.push((x) => {
+        x.sets.delete(name);
+        x.elems.delete(name);
+      });
+    }
+  }
+
+  elem(set: string, id: string): void {
+    const want = this.desired.elem(set, id);
+    const have = this.a.elems.get(set)?.get(id);
+    const wantValue = want ? elemId(want.value ?? '') : undefined;
+    // Same value, or a set that is not desired (it goes, or never was, with its elements).
+    if (have === wantValue || this.desired.set(set) === undefined) return;
+    if (have !== undefined) {
+      const text = keyText(set, id);
+      // Something we cannot name safely (written by another tool): empty the set, re-add ours.
+      if (text === undefined) this.flushSets.add(set);
+      else push(this.del, set, text);
+    }
+    if (want) push(this.add, set, elemText(want));
+    this.ops.push((x) => {
+      const m = x.elems.get(set) ?? x.elems.set(set, new Map()).get(set)!;
+      if (wantValue === undefined) m.delete(id);
+      else m.set(id, wantValue);
+    });
+  }
+
+  finish(): Plan {
+    for (const set of this.flushSets) {
+      const all = this.desired.elemsOf(set);
+      this.del.delete(set);
+      this.add.set(set, all.map(elemText));
+      this.body.push(`flush ${this.desired.set(set)!.startsWith('map ') ? 'map' : 'set'} ${T} ${set}`);
+      this.ops.push((x) => x.elems.set(set, new Map(all.map((w) => [elemId(w.key), elemId(w.value ?? '')]))));
+    }
+    const lines = [...this.head, ...this.body, ...this.elems('delete', this.del), ...this.elems('add', this.add), ...this.flushGone, ...this.dropChains, ...this.dropSets];
+    this.stats.lines = lines.length;
+    this.stats.patched = new Set([...this.del.keys(), ...this.add.keys()]).size;
+    if (lines.length) lines.unshift(`add table ${T}`);
+    const ops = this.ops;
+    return { text: lines.length ? `${lines.join('\n')}\n` : '', stats: this.stats, commit: (x) => ops.forEach((op) => op(x)) };
+  }
+
+  private elems(verb: string, m: Map<string, string[]>): string[] {
+    const out: string[] = [];
+    for (const [set, list] of m) {
+      for (let i = 0; i < list.length; i += CHUNK) out.push(`${verb} element ${T} ${set} { ${list.slice(i, i + CHUNK).join(', ')} }`);
+    }
+    return out;
+  }
+}
+
+const push = (m: Map<string, string[]>, k: string, v: string) => (m.get(k) ?? m.set(k, []).get(k)!).push(v);
+
 /** Plans and applies transactions for one namespace's table. */
 export class NftKernel {
   applied = emptyApplied();
@@ -121,95 +238,14 @@ export class NftKernel {
 
   /** The script for `keys` (pure with respect to the kernel; '' when nothing differs). */
   plan(desired: NftDesired, keys: Iterable<string>): Plan {
-    const a = this.applied;
-    const stats: ApplyStats = { lines: 0, rewritten: 0, patched: 0, created: 0, deleted: 0 };
-    const head: string[] = [];
-    const body: string[] = [];
-    const flushGone: string[] = [];
-    const dropChains: string[] = [];
-    const dropSets: string[] = [];
-    const flushSets = new Set<string>();
-    const del = new Map<string, string[]>();
-    const add = new Map<string, string[]>();
-    const ops: ((x: NftApplied) => void)[] = [];
-    const push = (m: Map<string, string[]>, k: string, v: string) => (m.get(k) ?? m.set(k, []).get(k)!).push(v);
-    const T = NFT_TABLE;
+    const b = new PlanBuilder(desired, this.applied);
     for (const key of keys) {
       const [kind, name, id] = key.split('\t') as [string, string, string?];
-      if (kind === 'c') {
-        const want = desired.chain(name);
-        const have = a.chains.get(name);
-        if (!want) {
-          if (!have) continue;
-          flushGone.push(`flush chain ${T} ${name}`);
-          dropChains.push(`delete chain ${T} ${name}`);
-          stats.deleted++;
-          ops.push((x) => x.chains.delete(name));
-          continue;
-        }
-        const tags = want.rules.map(ruleTag);
-        if (have && have.length === tags.length && have.every((t, i) => t === tags[i])) continue;
-        if (!have) {
-          head.push(want.base ? `add chain ${T} ${name} { ${want.base} }` : `add chain ${T} ${name}`);
-          stats.created++;
-        } else {
-          body.push(`flush chain ${T} ${name}`);
-          stats.rewritten++;
-        }
-        want.rules.forEach((r, i) => body.push(`add rule ${T} ${name} ${r} comment "${tags[i]}"`));
-        ops.push((x) => x.chains.set(name, tags));
-      } else if (kind === 's') {
-        const want = desired.set(name);
-        const have = a.sets.get(name);
-        if (want && !have) {
-          head.push(`add ${want}`.replace(/^add (set|map) /, `add $1 ${T} `));
-          stats.created++;
-          const k = want.startsWith('map ') ? 'map' : 'set';
-          ops.push((x) => (x.sets.set(name, k), dynamic(name) || x.elems.set(name, new Map())));
-        } else if (!want && have) {
-          dropSets.push(`delete ${have} ${T} ${name}`);
-          stats.deleted++;
-          ops.push((x) => (x.sets.delete(name), x.elems.delete(name)));
-        }
-      } else if (kind === 'e' && id !== undefined && !dynamic(name)) {
-        const want = desired.elem(name, id);
-        const have = a.elems.get(name)?.get(id);
-        const wantValue = want ? elemId(want.value ?? '') : undefined;
-        if (have === wantValue) continue;
-        // A set that is not desired goes (or never was) with its elements.
-        if (desired.set(name) === undefined) continue;
-        if (have !== undefined) {
-          const text = keyText(name, id);
-          // Something we cannot name safely (written by another tool): empty the set, re-add ours.
-          if (text === undefined) flushSets.add(name);
-          else push(del, name, text);
-        }
-        if (want) push(add, name, want.value === undefined ? want.key : `${want.key} : ${want.value}`);
-        ops.push((x) => {
-          const m = x.elems.get(name) ?? x.elems.set(name, new Map()).get(name)!;
-          if (wantValue === undefined) m.delete(id);
-          else m.set(id, wantValue);
-        });
-      }
+      if (kind === 'c') b.chain(name);
+      else if (kind === 's') b.set(name);
+      else if (kind === 'e' && id !== undefined && !dynamic(name)) b.elem(name, id);
     }
-    const elems = (verb: string, m: Map<string, string[]>) => {
-      const out: string[] = [];
-      for (const [set, list] of m) {
-        stats.patched++;
-        for (let i = 0; i < list.length; i += CHUNK) out.push(`${verb} element ${T} ${set} { ${list.slice(i, i + CHUNK).join(', ')} }`);
-      }
-      return out;
-    };
-    for (const set of flushSets) {
-      del.delete(set);
-      add.set(set, desired.elemsOf(set).map((w) => (w.value === undefined ? w.key : `${w.key} : ${w.value}`)));
-      body.push(`flush ${desired.set(set)!.startsWith('map ') ? 'map' : 'set'} ${T} ${set}`);
-      ops.push((x) => x.elems.set(set, new Map(desired.elemsOf(set).map((w) => [elemId(w.key), elemId(w.value ?? '')]))));
-    }
-    const lines = [...head, ...body, ...elems('delete', del), ...elems('add', add), ...flushGone, ...dropChains, ...dropSets];
-    stats.lines = lines.length;
-    if (lines.length) lines.unshift(`add table ${T}`);
-    return { text: lines.length ? `${lines.join('\n')}\n` : '', stats, commit: (x) => ops.forEach((op) => op(x)) };
+    return b.finish();
   }
 
   /**
