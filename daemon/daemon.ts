@@ -6,6 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Ipam } from '../ipam/index.js';
 import { Kernel } from '../netlink/index.js';
+import { SpawnHelper } from '../netlink/spawn-helper.js';
 import { HostPortAllocator, readListeners } from '../proxy/allocator.js';
 import { NetnsTools } from '../proxy/exec.js';
 import { Firewall } from '../proxy/firewall.js';
@@ -59,6 +60,8 @@ export class Daemon {
   private advertise: string | null = null;
   private readonly startedAt = new Date().toISOString();
   private stopping = false;
+  /** Forks iproute2 for the kernel layer from a small child: a fork from this big process costs ms each. */
+  private readonly spawner = new SpawnHelper();
 
   constructor(
     private readonly cfg: DaemonConfig,
@@ -171,12 +174,13 @@ export class Daemon {
     // quick restart (upgrade, crash) does not interrupt traffic (DESIGN.md "State").
     await this.registration?.stop();
     await this.store?.close();
+    this.spawner.close();
     this.log.info('daemon stopped');
   }
 
   /** Kernel, firewall, host ports and IPAM, made once here and handed to every driver. */
   private core(store: Store) {
-    const kernel = new Kernel();
+    const kernel = new Kernel({ spawn: this.spawner.collect });
     const host = kernel.ns();
     const tools = new NetnsTools();
     const ports = new HostPortAllocator({ hostId: this.cfg.hostId, store, listeners: () => readListeners(tools) });

@@ -3,7 +3,7 @@
 import { invalid, isExists, isNotFound, KernelError } from './errors.js';
 import { Batch, type Command } from './batch.js';
 import { parseAddresses, parseFdb, parseLinks, parseNeighbours, parseRoutes } from './parse.js';
-import { detectTools, NetnsRunner, type ToolPaths } from './runner.js';
+import { detectTools, NetnsRunner, type spawnCollect, type ToolPaths } from './runner.js';
 import type {
   Address,
   AddrOptions,
@@ -36,6 +36,8 @@ export interface KernelOptions {
   tools?: ToolPaths;
   /** Per-spawn time limit (default 30 s); a batch may set its own. */
   timeoutMs?: number;
+  /** Spawns the tools (default: directly; a long-lived process passes SpawnHelper.collect). */
+  spawn?: typeof spawnCollect;
 }
 
 /** Entry point: one per process, handing out namespace handles. */
@@ -43,7 +45,7 @@ export class Kernel {
   private readonly runner: NetnsRunner;
 
   constructor(opts: KernelOptions = {}) {
-    this.runner = new NetnsRunner(opts.tools ?? detectTools(), opts.timeoutMs ?? 30_000);
+    this.runner = new NetnsRunner(opts.tools ?? detectTools(), opts.timeoutMs ?? 30_000, opts.spawn);
   }
 
   /**

@@ -81,6 +81,8 @@ export class NetnsRunner {
   constructor(
     private readonly tools: ToolPaths = detectTools(),
     private readonly defaultTimeoutMs = 30_000,
+    /** How to spawn (default spawnCollect; a daemon passes SpawnHelper.collect). */
+    private readonly spawnFn: typeof spawnCollect = spawnCollect,
   ) {}
 
   /** The argv that runs `tool args` inside `netns` (null = here). Paths are validated by callers. */
@@ -96,7 +98,7 @@ export class NetnsRunner {
     const command = this.enter(netns, tool, args);
     let r: Outcome;
     try {
-      r = await spawnCollect(command, input, timeoutMs ?? this.defaultTimeoutMs);
+      r = await this.spawnFn(command, input, timeoutMs ?? this.defaultTimeoutMs);
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       throw new KernelError('ENOEXEC', `cannot run ${command[0]}: ${msg}`, { command, netns });
