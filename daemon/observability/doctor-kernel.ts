@@ -1,7 +1,9 @@
 // Kernel checks of `tsoverlay doctor`: bridge, veth and VXLAN links are tried for real inside a
 // temporary namespace the doctor makes and deletes (never in the root namespace); br_netfilter and
-// IP forwarding are read as sysctls of the inspected namespace. Reads only, outside the probe.
+// IP forwarding are read as sysctls of the inspected namespace. Reads only, outside the probe
+// (and the removal of probe namespaces a killed doctor left behind).
 import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
 import { Kernel, type LinkSpec } from '../../netlink/index.js';
 import { NetnsTools } from '../../proxy/exec.js';
 import { fail, firstLine, inScope, pass, type Check, type Scope } from './doctor-check.js';
@@ -27,9 +29,35 @@ function probeName(): string {
   return `tsodoc-${process.pid.toString(36)}-${randomBytes(3).toString('hex')}`;
 }
 
+const PROBE_NAME = /^tsodoc-([0-9a-z]{1,8})-[0-9a-f]{6}$/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Probe namespaces of doctors that were killed mid-probe (their pid no longer runs): deleted, so
+ * an interrupted `tsoverlay doctor` leaves nothing behind for long. Returns the names removed.
+ */
+export async function sweepStaleProbes(root: NetnsTools): Promise<string[]> {
+  const names = existsSync(NETNS_DIR) ? readdirSync(NETNS_DIR) : [];
+  const stale = names.filter((n) => {
+    const m = PROBE_NAME.exec(n);
+    return m !== null && !alive(parseInt(m[1]!, 36));
+  });
+  for (const n of stale) await root.tryRun('ip', ['netns', 'delete', n]).catch(() => undefined);
+  return stale;
+}
+
 /** Create each kind of link the drivers need inside a throw-away namespace. */
 export async function kernelLinkChecks(kernel: Kernel, scope: Scope): Promise<Check[]> {
   const root = new NetnsTools(undefined, scope.timeoutMs);
+  await sweepStaleProbes(root);
   const name = probeName();
   const made = await root.tryRun('ip', ['netns', 'add', name]);
   if (made.code !== 0) {

@@ -1,6 +1,7 @@
 // `tsoverlay doctor` against a test namespace standing in for the host (netnsPath): broken set-ups
 // fail with the command that fixes them, and running that command makes the check pass.
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
 import { doctorChecks, runDoctor, type Check } from '../../daemon/commands/doctor.js';
 import { judgeForward, NFT_RELAY_RULE, parseForward } from '../../daemon/observability/doctor-firewall.js';
 import { keys, PREFIX } from '../../store/keys.js';
@@ -167,4 +168,23 @@ test('FORWARD judgement recognises the nft backend\'s mark relay as tsoverlay\'s
   const shadowed = judge(`*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j DROP\n${NFT_RELAY_RULE}\nCOMMIT\n`);
   t.like(shadowed, { ok: false, fix: 'iptables -I FORWARD 1 -m mark --mark 0x2000/0x2000 -j ACCEPT' });
   t.regex(shadowed.detail, /rule 1 of FORWARD drops everything before tsoverlay's nft relay rule/);
+});
+
+test.serial('probe namespaces a killed doctor left behind are removed by the next doctor; a live doctor\'s are kept', async (t) => {
+  const tmp = await tempStore();
+  t.teardown(() => tmp.cleanup());
+  // A pid that ran and exited: its doctor was "killed mid-probe".
+  const gone = spawnSync('true').pid!;
+  const stale = `tsodoc-${gone.toString(36)}-abc123`;
+  const live = `tsodoc-${process.pid.toString(36)}-abc123`;
+  for (const n of [stale, live]) await run('ip', ['netns', 'add', n]);
+  t.teardown(async () => {
+    for (const n of [stale, live]) await run('ip', ['netns', 'delete', n]).catch(() => undefined);
+  });
+  const checks = await doctorChecks({ store: tmp.url, stateDir: tmp.dir, timeoutMs: 3000 });
+  t.true(byName(checks, 'kernel-bridge').ok);
+  const left = (await run('ip', ['netns', 'list'])).split('\n').map((l) => l.split(' ')[0]);
+  t.false(left.includes(stale), 'the dead doctor\'s probe namespace is gone');
+  t.true(left.includes(live), 'a running doctor\'s probe namespace is left alone');
+  t.false(left.some((n) => n?.startsWith(`tsodoc-${process.pid.toString(36)}-`) && n !== live), 'this doctor removed its own probe');
 });
