@@ -1,5 +1,6 @@
 // Deadlines for many waiters that all wait the same time: a FIFO (insertion order is deadline
-// order) with one timer for the lot, instead of a timer per query. Entries are never removed
+// order) with one timer for the lot, instead of a timer per query; expiry may be late by up to a
+// tenth of the delay (at most 50 ms), never early. Entries are never removed
 // early: a waiter that finished is skipped when its turn comes (its token no longer matches).
 
 /** Something that can time out; `token` tells which of its waits an entry belongs to. */
@@ -41,8 +42,9 @@ export class DeadlineQueue {
     this.head = 0;
   }
 
+  /** Waits at least a tenth of the delay (≤ 50 ms): under load one wake-up expires a batch. */
   private arm(): void {
-    const wait = Math.max(1, Math.ceil(this.deadlines[this.head]! - performance.now()));
+    const wait = Math.max(Math.min(50, Math.ceil(this.delayMs / 10)), Math.ceil(this.deadlines[this.head]! - performance.now()));
     this.timer = setTimeout(() => this.fire(), wait);
   }
 
