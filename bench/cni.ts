@@ -1,21 +1,39 @@
 // Benchmark: tsbridge+tsipam vs the reference bridge+host-local (Debian containernetworking-
 // plugins), same options, each ADD/DEL a separate executable run on a fresh container
 // namespace inside a bench host namespace, interleaved. Also: tsbridge handed off to a daemon
-// (a hand-off server run by this script in the host namespace), 100 concurrent ADDs, VERSION.
+// (a hand-off server run by this script in the host namespace), the compiled launcher
+// (bin/launcher/, needs `npm run build`) via that daemon and standalone, 100 concurrent ADDs, VERSION.
 // Run: npx tsx bench/cni.ts  (uses dist/ when built and fresh, else tsx wrappers; says which).
 // Env: CNI_BENCH_N (rounds, default 20), CNI_BENCH_CONCURRENT (default 100). Builds nothing.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { SpawnHelper } from '../netlink/spawn-helper.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const REF = '/usr/lib/cni';
 const N = Number(process.env.CNI_BENCH_N ?? 20);
 const CONCURRENT = Number(process.env.CNI_BENCH_CONCURRENT ?? 100);
 const PLUGINS = ['tsbridge', 'tsipam', 'tsportmap', 'tshost'];
+/** Network tags seen, for distinct subnets (10.<100+o>.0.0/16 ours, 10.<200+o> reference). */
+const NET_TAGS: string[] = [];
+
+/**
+ * Every timed call is forked by one small helper process (netlink/spawn-helper), for ours and
+ * the reference alike: forking from this big tsx process would add several ms per call to
+ * both (and serialise 100 "concurrent" starts), which is the harness, not the plugins.
+ */
+const spawner = new SpawnHelper();
+
+async function timed(cmd: string, args: string[], input: string, env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+  const vars = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  const t0 = performance.now();
+  const r = await spawner.collect([cmd, ...args], input, 120_000, vars);
+  return { ...r, ms: performance.now() - t0 };
+}
 
 function sh(cmd: string, args: string[], input?: string, env?: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
   return new Promise((resolve, reject) => {
@@ -57,10 +75,25 @@ function ourBin(dir: string): string {
   return dir;
 }
 
+/** Launcher copies (as `install cni` lays them out) in `dir`, or undefined when not built. */
+function launcherBin(dir: string): string | undefined {
+  const launcher = join(ROOT, 'dist', 'bin', 'cni-launcher');
+  if (!existsSync(launcher) || statSync(launcher).mtimeMs < statSync(join(ROOT, 'bin', 'launcher', 'cni-launcher.c')).mtimeMs) {
+    console.log('launcher: not built or stale (npm run build): no launcher rows');
+    return undefined;
+  }
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'tsoverlay-launcher.conf'), `node=${process.execPath}\ndist=${join(ROOT, 'dist')}\n`);
+  for (const p of PLUGINS) copyFileSync(launcher, join(dir, p));
+  return dir;
+}
+
 interface Setup {
   host: string;
   work: string;
   bin: string;
+  /** Launcher copies, when built. */
+  launcher?: string;
   prefix: string;
   made: string[];
 }
@@ -76,16 +109,17 @@ async function netns(s: Setup, name: string): Promise<string> {
 function call(s: Setup, file: string, command: string, conf: object, id: string, ns?: string) {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_IFNAME: 'eth0', CNI_PATH: `${s.bin}:${REF}`, TSOVERLAY_CNI_LOCK_DIR: s.work };
   if (ns) env.CNI_NETNS = ns;
-  return sh('nsenter', [`--net=/var/run/netns/${s.host}`, '--', file], JSON.stringify(conf), env);
+  return timed('nsenter', [`--net=/var/run/netns/${s.host}`, '--', file], JSON.stringify(conf), env);
 }
 
 function confs(s: Setup, ipMasq: boolean, tag: string, daemonSocket: string) {
-  const o = ipMasq ? 1 : 0;
+  // A network per tag, each with its own subnet (tsipam pools must not overlap).
+  const o = (ipMasq ? 1 : 0) + 2 * (NET_TAGS.indexOf(tag) >= 0 ? NET_TAGS.indexOf(tag) : NET_TAGS.push(tag) - 1);
   return {
     ours: { cniVersion: '1.0.0', name: `b-ours-${tag}`, type: 'tsbridge', bridge: `tsb${tag}`, isGateway: true, ipMasq, store: `sqlite://${join(s.work, 'store.db')}`, daemonSocket,
-      ipam: { type: 'tsipam', ranges: [[{ subnet: `10.${180 + o}.0.0/16` }]], routes: [{ dst: '0.0.0.0/0' }] } },
+      ipam: { type: 'tsipam', ranges: [[{ subnet: `10.${100 + o}.0.0/16` }]], routes: [{ dst: '0.0.0.0/0' }] } },
     ref: { cniVersion: '1.0.0', name: `b-ref-${tag}`, type: 'bridge', bridge: `ref${tag}`, isGateway: true, ipMasq,
-      ipam: { type: 'host-local', ranges: [[{ subnet: `10.${190 + o}.0.0/16` }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(s.work, 'host-local') } },
+      ipam: { type: 'host-local', ranges: [[{ subnet: `10.${200 + o}.0.0/16` }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(s.work, 'host-local') } },
   };
 }
 
@@ -98,6 +132,8 @@ async function rounds(s: Setup, ipMasq: boolean, daemonSock: string | undefined,
     [`tsbridge+tsipam${daemonSock ? ' (daemon)' : ''}`, join(s.bin, 'tsbridge'), c.ours],
     ['bridge+host-local', join(REF, 'bridge'), c.ref],
   ];
+  // The launcher on its own network (same options): standalone it execs the same Node entry.
+  if (s.launcher) kinds.push([`tsbridge+tsipam (launcher${daemonSock ? ', daemon' : ''})`, join(s.launcher, 'tsbridge'), confs(s, ipMasq, `${tag}l`, daemonSock ?? join(s.work, 'no-daemon.sock')).ours]);
   // Warm-up (creates the bridges, first-use costs) is not counted.
   for (let i = -1; i < N; i++) {
     const order = i % 2 === 0 ? kinds : [...kinds].reverse();
@@ -139,7 +175,8 @@ async function serve(sock: string, storeUrl: string): Promise<void> {
   const store = await openStore(storeUrl);
   const firewall = new Firewall({ allocator: new HostPortAllocator({ hostId: hostname(), store }) });
   await firewall.init();
-  const specs = cniPluginSpecs(daemonCniContext({ hostId: hostname(), store, storeUrl, kernel: new Kernel(), firewall, warn: (m) => process.stderr.write(`${m}\n`) }));
+  // As the daemon (daemon/daemon.ts): iproute2 forked by a small helper, not by this big process.
+  const specs = cniPluginSpecs(daemonCniContext({ hostId: hostname(), store, storeUrl, kernel: new Kernel({ spawn: spawner.collect }), firewall, warn: (m) => process.stderr.write(`${m}\n`) }));
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (d: Buffer) => chunks.push(d));
@@ -195,12 +232,15 @@ async function main(): Promise<void> {
     const binDir = join(work, 'bin');
     await must('mkdir', ['-p', binDir]);
     s.bin = ourBin(binDir);
-    const v = { ours: [] as number[], ref: [] as number[] };
+    s.launcher = launcherBin(join(work, 'launcher'));
+    const v = { ours: [] as number[], ref: [] as number[], launcher: [] as number[] };
     for (let i = 0; i < 20; i++) {
       v.ours.push((await call(s, join(s.bin, 'tsbridge'), 'VERSION', { cniVersion: '1.0.0' }, 'v')).ms);
       v.ref.push((await call(s, join(REF, 'bridge'), 'VERSION', { cniVersion: '1.0.0' }, 'v')).ms);
+      if (s.launcher) v.launcher.push((await call(s, join(s.launcher, 'tsbridge'), 'VERSION', { cniVersion: '1.0.0' }, 'v')).ms);
     }
-    console.log(`VERSION p50: tsbridge ${ms(pct(v.ours, 50))}, reference bridge ${ms(pct(v.ref, 50))}`);
+    const vl = s.launcher ? `, launcher ${ms(pct(v.launcher, 50))} (${(pct(v.launcher, 50) / pct(v.ref, 50)).toFixed(2)}×)` : '';
+    console.log(`VERSION p50 (each through nsenter): tsbridge ${ms(pct(v.ours, 50))}${vl}, reference bridge ${ms(pct(v.ref, 50))}`);
     const series: Series = {};
     for (const ipMasq of [false, true]) await rounds(s, ipMasq, undefined, series);
     const d = await startDaemon(s, `sqlite://${join(work, 'store.db')}`);
@@ -208,23 +248,27 @@ async function main(): Promise<void> {
     for (const ipMasq of [false, true]) await rounds(s, ipMasq, d.sock, series);
     const inDaemon = { ...d.served };
     console.log(`\n${N} rounds each, fresh namespace per ADD, interleaved (p50 / p95):`);
-    for (const [k, x] of Object.entries(series)) console.log(`  ${k.padEnd(48)} ADD ${ms(pct(x.add, 50))} / ${ms(pct(x.add, 95))}   DEL ${ms(pct(x.del, 50))} / ${ms(pct(x.del, 95))}`);
+    for (const [k, x] of Object.entries(series)) console.log(`  ${k.padEnd(52)} ADD ${ms(pct(x.add, 50))} / ${ms(pct(x.add, 95))}   DEL ${ms(pct(x.del, 50))} / ${ms(pct(x.del, 95))}`);
     for (const ipMasq of [false, true]) {
       const ref = series[`bridge+host-local, ipMasq ${ipMasq ? 'on' : 'off'}`]!;
-      for (const mode of ['', ' (daemon)']) {
-        const o = series[`tsbridge+tsipam${mode}, ipMasq ${ipMasq ? 'on' : 'off'}`]!;
-        console.log(`  ratio${mode || ' (standalone)'}, ipMasq ${ipMasq ? 'on ' : 'off'}: ADD ${(pct(o.add, 50) / pct(ref.add, 50)).toFixed(2)}× (goal ≤ 1.5)  DEL ${(pct(o.del, 50) / pct(ref.del, 50)).toFixed(2)}× (goal ≤ 1.0)`);
+      for (const mode of ['', ' (daemon)', ' (launcher)', ' (launcher, daemon)']) {
+        const o = series[`tsbridge+tsipam${mode}, ipMasq ${ipMasq ? 'on' : 'off'}`];
+        if (!o) continue;
+        console.log(`  ratio${(mode || ' (standalone)').padEnd(20)} ipMasq ${ipMasq ? 'on ' : 'off'}: ADD ${(pct(o.add, 50) / pct(ref.add, 50)).toFixed(2)}× (goal ≤ 1.5)  DEL ${(pct(o.del, 50) / pct(ref.del, 50)).toFixed(2)}× (goal ≤ 1.0)`);
       }
     }
-    console.log(`  the daemon's own share (p50): ADD ${ms(pct(inDaemon.ADD ?? [0], 50))}, DEL ${ms(pct(inDaemon.DEL ?? [0], 50))}; the rest is the executable (Node start, protocol modules, one HTTP exchange)`);
+    console.log(`  the daemon's own share (p50): ADD ${ms(pct(inDaemon.ADD ?? [0], 50))}, DEL ${ms(pct(inDaemon.DEL ?? [0], 50))}`);
     const c = confs(s, true, 'cc', join(work, 'no-daemon.sock'));
     const cd = confs(s, true, 'cd', d.sock);
     const wOurs = await concurrent(s, 'o', join(s.bin, 'tsbridge'), c.ours);
     const wDaemon = await concurrent(s, 'd', join(s.bin, 'tsbridge'), cd.ours);
+    const wLauncher = s.launcher ? await concurrent(s, 'l', join(s.launcher, 'tsbridge'), confs(s, true, 'cl', d.sock).ours) : undefined;
     const wRef = await concurrent(s, 'r', join(REF, 'bridge'), c.ref);
-    console.log(`\n${CONCURRENT} concurrent ADDs (ipMasq on), wall: tsbridge ${ms(wOurs)} (${(wOurs / wRef).toFixed(2)}×), via daemon ${ms(wDaemon)} (${(wDaemon / wRef).toFixed(2)}×), reference ${ms(wRef)} (goal ≤ 0.5×)`);
+    const lw = wLauncher === undefined ? '' : `, launcher via daemon ${ms(wLauncher)} (${(wLauncher / wRef).toFixed(2)}×)`;
+    console.log(`\n${CONCURRENT} concurrent ADDs (ipMasq on), wall: tsbridge ${ms(wOurs)} (${(wOurs / wRef).toFixed(2)}×), via daemon ${ms(wDaemon)} (${(wDaemon / wRef).toFixed(2)}×)${lw}, reference ${ms(wRef)} (goal ≤ 0.5×)`);
   } finally {
     daemon?.stop();
+    spawner.close();
     for (const n of s.made.reverse()) await sh('ip', ['netns', 'delete', n]);
     rmSync(work, { recursive: true, force: true });
   }

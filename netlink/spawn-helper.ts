@@ -16,7 +16,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   try { r = JSON.parse(line); } catch { return; }
   let child;
   try {
-    child = spawn(r.argv[0], r.argv.slice(1), { stdio: [r.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env });
+    child = spawn(r.argv[0], r.argv.slice(1), { stdio: [r.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: r.env ?? env });
   } catch (e) { return send({ id: r.id, error: String(e && e.message || e) }); }
   const out = [], err = [];
   let timedOut = false, done = false;
@@ -51,15 +51,18 @@ export class SpawnHelper {
   private buf = '';
   private closed = false;
 
-  /** Run argv like spawnCollect (timeout kills it; rejects only when it cannot spawn). */
-  readonly collect = (argv: string[], input: string | undefined, timeoutMs: number): Promise<Outcome> => {
+  /**
+   * Run argv like spawnCollect (timeout kills it; rejects only when it cannot spawn). `env`
+   * (benchmarks, tests) replaces the environment; default: this process's, with LC_ALL=C.
+   */
+  readonly collect = (argv: string[], input: string | undefined, timeoutMs: number, env?: Record<string, string>): Promise<Outcome> => {
     const child = this.ensure();
-    if (!child) return spawnCollect(argv, input, timeoutMs);
+    if (!child) return env ? Promise.reject(new Error('the spawn helper is closed')) : spawnCollect(argv, input, timeoutMs);
     const id = this.nextId++;
     if (this.pending.size === 0) this.hold(child, true);
     return new Promise<Outcome>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      child.stdin!.write(JSON.stringify({ id, argv, input, timeoutMs }) + '\n');
+      child.stdin!.write(JSON.stringify({ id, argv, input, timeoutMs, env }) + '\n');
     });
   };
 
