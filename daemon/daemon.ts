@@ -151,6 +151,12 @@ export class Daemon {
    */
   private async startupLock(dir: string): Promise<HostStateLock | undefined> {
     try {
+      return await HostStateLock.acquire(dir, 'exclusive', 0);
+    } catch (err) {
+      if (!(err instanceof HostStateError)) throw err;
+    }
+    this.log.info({ dir }, 'start-up: waiting for standalone CNI calls to finish');
+    try {
       return await HostStateLock.acquire(dir, 'exclusive', STARTUP_LOCK_WAIT_MS);
     } catch (err) {
       if (!(err instanceof HostStateError)) throw err;
