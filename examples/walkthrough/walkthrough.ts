@@ -166,15 +166,16 @@ export interface WalkthroughRun {
 }
 
 /** Start every step of the walkthrough; the screenshot goes to `screenshot`. Always cleans up. */
-export function runWalkthrough(opts: { screenshot: string; log?: (line: string) => void }): WalkthroughRun {
+export function runWalkthrough(opts: { screenshot: string; log?: (line: string) => void; daemonFlags?: string[] }): WalkthroughRun {
   const box = new Sandbox();
   let cleaning: Promise<void> | undefined;
   const cleanup = () => (cleaning ??= box.cleanup());
-  const done = allSteps(box, opts.screenshot, opts.log ?? (() => undefined)).finally(cleanup);
+  const done = allSteps(box, opts.screenshot, opts.log ?? (() => undefined), opts.daemonFlags ?? []).finally(cleanup);
   return { done, cleanup };
 }
 
-async function allSteps(box: Sandbox, screenshot: string, log: (line: string) => void): Promise<WalkthroughResult> {
+/** `hidden`: daemon flags the README does not show (e.g. `--firewall-backend nft` for a test). */
+async function allSteps(box: Sandbox, screenshot: string, log: (line: string) => void, hidden: string[]): Promise<WalkthroughResult> {
   const steps: Step[] = [];
   const record = (id: string, shown: string[], r: RunResult, output = r.stdout + r.stderr) => {
     steps.push({ id, shown, output: userPaths(box, output).trimEnd(), code: r.code });
@@ -182,7 +183,7 @@ async function allSteps(box: Sandbox, screenshot: string, log: (line: string) =>
   };
   log('making the host namespace and starting dockerd');
   await box.start();
-  await box.startDaemon(['--metrics', WALK.metrics]);
+  await box.startDaemon(['--metrics', WALK.metrics, ...hidden]);
   record('daemon', [`sudo npm start -- --metrics ${WALK.metrics}`], { code: 0, stdout: startupLines(box.daemon!.log()), stderr: '' });
 
   const create = ['network', 'create', '-d', 'tsbridge', '--ipam-driver', 'tsipam', '--subnet', WALK.subnet, WALK.network];

@@ -3,6 +3,8 @@
 // network in `network ls`, the endpoint, the metric, the page listing the container (headless
 // Chromium), `doctor --json` all ok and traffic really flowing through dockerd's FORWARD DROP —
 // and that README.md shows these very commands with these outputs (ids, times and figures aside).
+// A second run with the nft firewall backend checks doctor's verdict there too. Serial: each run
+// is a dockerd, a daemon and Chromium on a shared 2-core machine (~40 s each).
 import test from 'ava';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,7 +31,7 @@ function normalize(text: string): string {
     .replace(/\d+(\.\d+)? ms/g, 'N ms');
 }
 
-test('the walkthrough: network, endpoint, metric, page and a green doctor, as the README shows them', async (t) => {
+test.serial('the walkthrough: network, endpoint, metric, page and a green doctor, as the README shows them', async (t) => {
   t.timeout(115_000);
   const before = await rootState();
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -83,4 +85,17 @@ test('the walkthrough: network, endpoint, metric, page and a green doctor, as th
   const mine = `tsot-${process.pid.toString(36)}-`;
   t.deepEqual(readdirSync('/run/netns').filter((n) => n.startsWith(mine) && n.includes('-wt-')), [], 'no namespace left');
   t.is(await rootState(), before, 'the root namespace is unchanged');
+});
+
+test.serial('with --firewall-backend nft: doctor recognises the nft relay past dockerd\'s FORWARD DROP, and traffic flows', async (t) => {
+  t.timeout(115_000);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const run = runWalkthrough({ screenshot: join(ARTIFACTS, 'walkthrough-topology-nft.png'), daemonFlags: ['--firewall-backend', 'nft'] });
+  t.teardown(() => run.cleanup());
+  const r = await run.done;
+  for (const s of r.steps) t.is(s.code, 0, `${s.shown.join(' ')}:\n${s.output}`);
+  t.deepEqual(r.doctorJson.checks.filter((c) => !c.ok), [], 'doctor is green');
+  t.regex(r.doctorJson.checks.find((c) => c.name === 'forward-policy')!.detail, /DROP \(dockerd\) and tsoverlay's nft relay rule/);
+  const ctr = r.steps.find((s) => s.id === 'docker-run')!.output.trim().slice(0, 12);
+  t.deepEqual(r.traffic, { containerToOutside: true, outsideToPublished: ctr });
 });
