@@ -40,13 +40,14 @@ export class NftRules implements FirewallBackend {
     return this.desired.setService(name, state);
   }
 
-  /** One transaction for both families. A process's first sync creates the whole table skeleton too. */
+  /** One transaction for both families; a first sync or a vanished table brings in everything desired. */
   async sync(changed: Changed): Promise<void> {
     const first = !this.kernel.loaded;
     await this.kernel.apply(this.desired, () => {
       const keys = new Set([...changed[4], ...changed[6]]);
-      // The table's maps and fixed chains must exist before any element goes in.
-      if (first || this.kernel.applied.chains.size === 0) for (const k of this.desired.allKeys()) if (!k.startsWith('e\t')) keys.add(k);
+      // A process's first sync, or a table found missing (deleted by a firewalld-style reload):
+      // everything desired goes in (what already matches costs nothing), not only the change.
+      if (first || this.kernel.applied.chains.size === 0) for (const k of this.desired.allKeys()) keys.add(k);
       return keys;
     });
     if (first) await this.relay();

@@ -6,7 +6,7 @@ import { ProxyError, type ProxyErrorCode } from '../../proxy/errors.js';
 import { Firewall } from '../../proxy/firewall.js';
 import { fromDockerPortMap, parsePortSpec, publishAll } from '../../proxy/ports.js';
 import { totalStats, type BackendKind } from '../../proxy/backend.js';
-import { BACKEND_OPS, containerIp, containerIp6, HOST_IP, HOST_IP6, makeTopo, NB_IP, reach, saveAll, type Topo } from './topo.js';
+import { BACKEND_OPS, NFT_BIN, containerIp, containerIp6, HOST_IP, HOST_IP6, makeTopo, NB_IP, reach, saveAll, type Topo } from './topo.js';
 
 /** The port-publishing kernel suite, run once per backend (one entry file each). */
 export function publishSuite(kind: BackendKind): void {
@@ -52,6 +52,14 @@ export function publishSuite(kind: BackendKind): void {
       t.is(totalStats(await topo.fw.reconcile()).patched, 1);
       t.is(await reach(topo.nb, 'tcp', HOST_IP, 8080), `c0 ${NB_IP}`);
       t.is((await topo.host.exec('iptables', ['-S', 'FORWARD'])).split('\n').filter((l) => l.includes('0x2000/0x2000')).length, 1, 'appended once');
+    });
+
+    test.serial('nft: a change after our table was deleted restores the whole table, not only the change', async (t) => {
+      await topo.host.exec(NFT_BIN, ['delete', 'table', 'inet', 'tsoverlay']);
+      t.is(await reach(topo.nb, 'tcp', HOST_IP, 8080, 700), 'ERR:ECONNREFUSED', 'deleted: nothing published');
+      await topo.fw.publish('ep1', { networkId: 'net1', containerIp: containerIp(1), mappings: parsePortSpec('8090:80') });
+      t.is(await reach(topo.nb, 'tcp', HOST_IP, 8090), `c1 ${NB_IP}`, 'the change');
+      t.is(await reach(topo.nb, 'tcp', HOST_IP, 8080), `c0 ${NB_IP}`, 'and what was there before');
     });
   }
 
