@@ -1,4 +1,4 @@
-// Spawning the firewall tools (iptables-restore/-save, conntrack, sysctl, ss) in a target
+// Spawning the firewall tools (iptables-restore/-save, nft, conntrack, sysctl, ss) in a target
 // network namespace: `nsenter --net=<path> -- tool …` when a path is given, else directly.
 // Argument arrays only, bounded time, stdin for bulk input; failures become ProxyError.
 import { existsSync } from 'node:fs';
@@ -24,6 +24,7 @@ export interface ToolResult {
   stderr: string;
 }
 
+// Absolute paths: a PATH with node_modules/.bin first would find @vercel/nft's `nft`, not nftables'.
 const SEARCH_DIRS = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
 
 function find(name: string): string {
