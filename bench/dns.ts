@@ -3,10 +3,13 @@
 // qps for local names and for names forwarded to a third server (another dnsmasq, no cache in
 // either forwarder), latency percentiles at a fixed rate, and CPU time per query (server process
 // tree, from /proc). Everything runs inside one network namespace the bench makes (loopback only).
-// The machine is shared and noisy: after a warm-up, rounds alternate the order of the servers and
-// the medians are reported, with the median of the per-round ratios.
-// Run: npx tsx bench/dns.ts [--names 10000] [--seconds 4] [--rounds 5] [--rate 10000] [--workers 1,2]
+// The machine is shared and noisy: after a warm-up, many short rounds rotate the order of the
+// servers (neighbouring runs see similar load) and the medians are reported, with the median of
+// the per-round ratios. CPU per query is the steadiest figure. A bare Node responder (same dgram
+// calls, no DNS work) shows the floor of Node's UDP path (--no-bare to skip it).
+// Run: npx tsx bench/dns.ts [--names 10000] [--seconds 2] [--rounds 9] [--rate 10000] [--workers 1,2] [--no-bare]
 import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,13 +24,16 @@ const arg = (name: string, dflt: string) => {
   return i >= 0 ? process.argv[i + 1]! : dflt;
 };
 const NAMES = Number(arg('names', '10000'));
-const SECONDS = Number(arg('seconds', '4'));
-const ROUNDS = Number(arg('rounds', arg('pairs', '5')));
+const SECONDS = Number(arg('seconds', '2'));
+const ROUNDS = Number(arg('rounds', arg('pairs', '9')));
 const RATE = Number(arg('rate', '10000'));
 const WORKERS = arg('workers', '1,2').split(',').map(Number);
 const DNSMASQ = '127.0.0.2';
 const UPSTREAM = '127.0.0.3';
 const ours = (w: number) => `127.0.1.${w}`;
+const BARE = '127.0.2.1';
+/** Also measure a bare Node responder (local qps only): the floor of Node's UDP path. */
+const WITH_BARE = !process.argv.includes('--no-bare');
 
 const addr = (i: number) => `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${(i & 255) || 1}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -43,13 +49,15 @@ interface Latency {
   p99: number;
   max: number;
 }
-type Row = { local: Perf; fwd: Perf; lat: Latency };
+type Row = { local: Perf; fwd?: Perf; lat?: Latency };
 
 /** A server under test: where it listens and its process (CPU is read from /proc). */
 interface Target {
   name: string;
   host: string;
   proc: ChildProcess;
+  /** Local names only (the bare responder answers everything alike). */
+  localOnly?: boolean;
 }
 
 function startIn(ns: Netns, cmd: string, args: string[]): ChildProcess {
@@ -96,7 +104,7 @@ async function throughput(ns: Netns, t: Target, file: string, seconds = SECONDS)
 
 /** Latency percentiles at a fixed rate, from dnsperf's per-query lines (-v). */
 async function latency(ns: Netns, t: Target, file: string): Promise<Latency> {
-  const out = await dnsperf(ns, t.host, file, ['-l', '3', '-Q', String(RATE), '-v']);
+  const out = await dnsperf(ns, t.host, file, ['-l', String(SECONDS), '-Q', String(RATE), '-v']);
   const xs = [...out.matchAll(/^> \w+ \S+ \S+ ([\d.]+)$/gm)].map((m) => Number(m[1]) * 1000).sort((a, b) => a - b);
   const pct = (p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
   return { p50: pct(50), p99: pct(99), max: xs.at(-1) ?? NaN };
@@ -115,6 +123,27 @@ async function waitAnswer(ns: Netns, server: string, name: string): Promise<void
 async function serve(json: string): Promise<void> {
   const h = await serveStandalone(JSON.parse(json) as StandaloneOptions);
   process.on('SIGTERM', () => void h.stop().then(() => process.exit(0)));
+}
+
+/**
+ * `--bare HOST`: the floor of Node's UDP path, for reference: every query gets the same A record
+ * appended to its own bytes (no parsing, no lookup, no cache), sent with the same dgram calls.
+ */
+function serveBare(host: string): void {
+  const sock = dgram.createSocket({ type: 'udp4', lookup: (h: string, _o: unknown, cb: (e: null, a: string, f: number) => void) => cb(null, h, 4) } as dgram.SocketOptions);
+  const answer = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 0, 0, 1]);
+  sock.on('message', (m, r) => {
+    if (m.length < 12 || m[11] !== 0) return;
+    const out = Buffer.allocUnsafe(m.length + answer.length);
+    out.set(m);
+    out.set(answer, m.length);
+    out[2] = 0x85;
+    out[3] = 0x80;
+    out[7] = 1;
+    sock.send(out, r.port, r.address);
+  });
+  sock.bind(53, host);
+  process.on('SIGTERM', () => process.exit(0));
 }
 
 async function fill(file: string): Promise<void> {
@@ -165,25 +194,32 @@ async function main(): Promise<void> {
       procs.push(proc);
       targets.push({ name: `tsoverlay×${w}`, host: ours(w), proc });
     }
+    if (WITH_BARE) {
+      const proc = startIn(ns, process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--bare', BARE]);
+      procs.push(proc);
+      targets.push({ name: 'bare Node', host: BARE, proc, localOnly: true });
+    }
     await waitAnswer(ns, UPSTREAM, 'f1.example.test');
     for (const t of targets) await waitAnswer(ns, t.host, 'host1');
     // Warm-up: every name once (fills our answer cache), then a short load (JIT, socket buffers).
     for (const t of targets) {
       await dnsperf(ns, t.host, files.local, ['-n', '1']);
       await throughput(ns, t, files.local, 1);
-      await throughput(ns, t, files.fwd, 1);
+      if (!t.localOnly) await throughput(ns, t, files.fwd, 1);
     }
     const rounds: Map<string, Row>[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       // Rotate which server goes first, so a drift in machine load favours none.
       const order = targets.map((_, i) => targets[(i + r) % targets.length]!);
       const round = new Map<string, Row>(targets.map((t) => [t.name, {} as Row]));
-      for (const kind of ['local', 'fwd'] as const) for (const t of order) round.get(t.name)![kind] = await throughput(ns, t, files[kind]);
-      for (const t of order) round.get(t.name)!.lat = await latency(ns, t, files.local);
+      for (const kind of ['local', 'fwd'] as const) {
+        for (const t of order) if (kind === 'local' || !t.localOnly) round.get(t.name)![kind] = await throughput(ns, t, files[kind]);
+      }
+      for (const t of order) if (!t.localOnly) round.get(t.name)!.lat = await latency(ns, t, files.local);
       rounds.push(round);
       process.stderr.write(`round ${r + 1}/${ROUNDS} done\n`);
     }
-    report(targets.map((t) => t.name), rounds);
+    report(targets, rounds);
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
@@ -196,35 +232,40 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-function report(names: string[], rounds: Map<string, Row>[]): void {
-  const f = (n: number, d = 0) => n.toFixed(d);
-  const col = (name: string, pick: (x: Row) => number) => rounds.map((r) => pick(r.get(name)!));
+function report(targets: Target[], rounds: Map<string, Row>[]): void {
+  const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '–');
+  const col = (name: string, pick: (x: Row) => number | undefined) => rounds.map((r) => pick(r.get(name)!) ?? NaN);
+  const ratios = (name: string, k: 'local' | 'fwd') => rounds.map((r) => (r.get(name)![k]?.qps ?? NaN) / r.get('dnsmasq')![k]!.qps);
   console.log(
-    `\nDNS benchmark: ${NAMES} names, ${ROUNDS} rounds of dnsperf runs (${SECONDS} s each, server order rotating), latency at ${RATE} qps over 3 s; one network namespace, loopback`,
+    `\nDNS benchmark: ${NAMES} names, ${ROUNDS} rounds of dnsperf runs (${SECONDS} s each, server order rotating), latency at ${RATE} qps over ${SECONDS} s; one network namespace, loopback`,
   );
   console.log('server         local qps (median; rounds)               µs CPU/q  fwd qps (median; rounds)           µs CPU/q  local latency ms p50 / p99 / max (medians)');
-  for (const name of names) {
+  for (const { name, localOnly } of targets) {
     const l = col(name, (x) => x.local.qps);
-    const w = col(name, (x) => x.fwd.qps);
-    const lat = (k: keyof Latency) => median(col(name, (x) => x.lat[k]));
+    const w = col(name, (x) => x.fwd?.qps);
+    const lat = (k: keyof Latency) => median(col(name, (x) => x.lat?.[k]));
     console.log(
       `${name.padEnd(14)} ${f(median(l)).padStart(7)}; ${l.map((x) => f(x)).join(' ')}`.padEnd(57) +
         `${f(median(col(name, (x) => x.local.cpuUs)), 1).padStart(8)}  ` +
-        `${f(median(w)).padStart(7)}; ${w.map((x) => f(x)).join(' ')}`.padEnd(35) +
-        `${f(median(col(name, (x) => x.fwd.cpuUs)), 1).padStart(8)}  ` +
-        `${f(lat('p50'), 3)} / ${f(lat('p99'), 3)} / ${f(lat('max'), 2)}`,
+        (localOnly ? '(local names only)' : `${f(median(w)).padStart(7)}; ${w.map((x) => f(x)).join(' ')}`.padEnd(35) + `${f(median(col(name, (x) => x.fwd?.cpuUs)), 1).padStart(8)}  ` + `${f(lat('p50'), 3)} / ${f(lat('p99'), 3)} / ${f(lat('max'), 2)}`),
     );
   }
-  for (const name of names.filter((n) => n !== 'dnsmasq')) {
-    const ratio = (k: 'local' | 'fwd') => median(rounds.map((r) => r.get(name)![k].qps / r.get('dnsmasq')![k].qps));
-    const lost = rounds.reduce((n, r) => n + r.get(name)!.local.lost + r.get(name)!.fwd.lost, 0);
-    const p99 = median(col(name, (x) => x.lat.p99));
+  for (const { name, localOnly } of targets.filter((t) => t.name !== 'dnsmasq')) {
+    const local = ratios(name, 'local');
+    const line = `${name}: median of per-round qps ratios to dnsmasq: local ${f(median(local), 2)}× (rounds ${local.map((x) => f(x, 2)).join(' ')})`;
+    if (localOnly) {
+      console.log(line);
+      continue;
+    }
+    const lost = rounds.reduce((n, r) => n + r.get(name)!.local.lost + (r.get(name)!.fwd?.lost ?? 0), 0);
+    const p99 = median(col(name, (x) => x.lat?.p99));
     console.log(
-      `${name}: median of per-round ratios to dnsmasq: local ${f(ratio('local'), 2)}× (rounds ${rounds.map((r) => f(r.get(name)!.local.qps / r.get('dnsmasq')!.local.qps, 2)).join(' ')}), ` +
-        `forwarded ${f(ratio('fwd'), 2)}×; queries lost: ${lost}; goals: local qps ≥ 0.8× ${ratio('local') >= 0.8 ? 'met' : 'NOT met'}, local p99 < 2 ms ${p99 < 2 ? 'met' : 'NOT met'}`,
+      `${line}, forwarded ${f(median(ratios(name, 'fwd')), 2)}×; queries lost: ${lost}; ` +
+        `goals: local qps ≥ 0.8× ${median(local) >= 0.8 ? 'met' : 'NOT met'}, local p99 < 2 ms ${p99 < 2 ? 'met' : 'NOT met'}`,
     );
   }
 }
 
 if (process.argv[2] === '--serve') await serve(process.argv[3]!);
+else if (process.argv[2] === '--bare') serveBare(process.argv[3]!);
 else await main();
