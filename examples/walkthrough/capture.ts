@@ -33,12 +33,13 @@ export function markdown(steps: Step[]): string {
 ## Walkthrough
 
 From a Debian or Ubuntu host with Node 20 and Docker (\`docker.io\`) to a container on a tsoverlay
-network, seen everywhere tsoverlay shows it. The outputs are real: [\`examples/walkthrough/capture.ts\`](examples/walkthrough/capture.ts)
-ran these commands and wrote this section (in a network namespace standing in for the host,
-\`${WALK.hostname}\` with address ${WALK.underlay.split('/')[0]}, with its own dockerd), and
-[\`test/examples/walkthrough.test.ts\`](test/examples/walkthrough.test.ts) runs them again and
-checks what you should see. Ids, MAC addresses, times and figures differ on your host; \`…\` marks
-lines left out.
+network, seen everywhere tsoverlay shows it. The outputs are real:
+[\`examples/walkthrough/capture.ts\`](examples/walkthrough/capture.ts) ran these commands and wrote
+this section, and [\`test/examples/walkthrough.test.ts\`](test/examples/walkthrough.test.ts) runs
+them again and checks what you should see. It ran them in a network namespace standing in for the
+host (\`${WALK.hostname}\`, ${WALK.underlay.split('/')[0]}) with its own dockerd, \`tsoverlay\` from the sources through tsx,
+an imported busybox image and a temporary state directory, shown as \`/var/lib/tsoverlay\`. Ids, MAC
+addresses, times and figures differ on your host; \`…\` marks lines left out.
 
 **1. Start the daemon** from the checkout, with the metrics and the topology page on a local
 port (\`npm start\` installs the npm dependencies and builds first; npm's own lines are left out).
