@@ -1,9 +1,10 @@
 // Kernel checks of `tsoverlay doctor`: bridge, veth and VXLAN links are tried for real inside a
-// temporary namespace the doctor makes and deletes (never in the root namespace); br_netfilter and
+// throw-away namespace (never the root one) that has no name and is held by a child process
+// reading our pipe, so it vanishes with the doctor even when the doctor is killed; br_netfilter and
 // IP forwarding are read as sysctls of the inspected namespace. Reads only, outside the probe
-// (and the removal of probe namespaces a killed doctor left behind).
-import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+// (and the removal of named probe namespaces an older doctor left behind).
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { Kernel, type LinkSpec } from '../../netlink/index.js';
 import { NetnsTools } from '../../proxy/exec.js';
 import { fail, firstLine, inScope, pass, type Check, type Scope } from './doctor-check.js';
@@ -24,11 +25,6 @@ const PROBES: Probe[] = [
   { name: 'kernel-vxlan', module: 'vxlan', spec: { kind: 'vxlan', name: 'tsodoc-vx0', vni: 4242, port: 4789 } },
 ];
 
-/** The probe namespace's name: recognisable, with the doctor's pid, never reused. */
-function probeName(): string {
-  return `tsodoc-${process.pid.toString(36)}-${randomBytes(3).toString('hex')}`;
-}
-
 const PROBE_NAME = /^tsodoc-([0-9a-z]{1,8})-[0-9a-f]{6}$/;
 
 function alive(pid: number): boolean {
@@ -41,8 +37,8 @@ function alive(pid: number): boolean {
 }
 
 /**
- * Probe namespaces of doctors that were killed mid-probe (their pid no longer runs): deleted, so
- * an interrupted `tsoverlay doctor` leaves nothing behind for long. Returns the names removed.
+ * Named probe namespaces (`tsodoc-<pid36>-<hex>`, made by doctors before the probe had no name) of
+ * doctors that no longer run: deleted. Returns the names removed.
  */
 export async function sweepStaleProbes(root: NetnsTools): Promise<string[]> {
   const names = existsSync(NETNS_DIR) ? readdirSync(NETNS_DIR) : [];
@@ -54,18 +50,56 @@ export async function sweepStaleProbes(root: NetnsTools): Promise<string[]> {
   return stale;
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const UNSHARE = ['/usr/bin/unshare', '/bin/unshare'].find((p) => existsSync(p)) ?? 'unshare';
+
+/**
+ * A new network namespace held by `unshare --net -- cat`: reachable as /proc/PID/ns/net while cat
+ * reads our pipe; when the pipe closes (release(), or this process dies) cat exits and the
+ * namespace with every probe link goes away. Rejects with unshare's complaint (e.g. not root).
+ */
+export async function probeNamespace(timeoutMs: number): Promise<{ path: string; release(): void }> {
+  const child = spawn(UNSHARE, ['--net', '--', 'cat'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  let failed: Error | undefined;
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.once('error', (err) => (failed = err));
+  child.stdin!.on('error', () => undefined);
+  const release = () => {
+    child.stdin!.end();
+    child.kill('SIGKILL');
+  };
+  const own = readlinkSync('/proc/self/ns/net');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (failed || child.exitCode !== null) throw new Error(firstLine(stderr) || failed?.message || `unshare exited ${child.exitCode}`);
+    try {
+      const pid = child.pid!;
+      // Before unshare(2) the child still shares our namespace; after the exec its comm is "cat".
+      if (readlinkSync(`/proc/${pid}/ns/net`) !== own && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'cat') return { path: `/proc/${pid}/ns/net`, release };
+    } catch {
+      // not started yet, or gone (the next round sees the exit)
+    }
+    if (Date.now() > deadline) {
+      release();
+      throw new Error(`no probe namespace within ${timeoutMs} ms`);
+    }
+    await sleep(5);
+  }
+}
+
 /** Create each kind of link the drivers need inside a throw-away namespace. */
 export async function kernelLinkChecks(kernel: Kernel, scope: Scope): Promise<Check[]> {
-  const root = new NetnsTools(undefined, scope.timeoutMs);
-  await sweepStaleProbes(root);
-  const name = probeName();
-  const made = await root.tryRun('ip', ['netns', 'add', name]);
-  if (made.code !== 0) {
-    const why = `cannot make a probe namespace: ${firstLine(made.stderr) || `ip exited ${made.code}`}`;
+  await sweepStaleProbes(new NetnsTools(undefined, scope.timeoutMs));
+  let probe: { path: string; release(): void };
+  try {
+    probe = await probeNamespace(scope.timeoutMs);
+  } catch (err) {
+    const why = `cannot make a probe namespace: ${firstLine((err as Error).message)}`;
     return PROBES.map((p) => fail(p.name, why, 'run `tsoverlay doctor` as root (it needs CAP_SYS_ADMIN and CAP_NET_ADMIN)'));
   }
   try {
-    const ns = kernel.ns(`${NETNS_DIR}/${name}`);
+    const ns = kernel.ns(probe.path);
     const out: Check[] = [];
     for (const p of PROBES) {
       try {
@@ -77,8 +111,8 @@ export async function kernelLinkChecks(kernel: Kernel, scope: Scope): Promise<Ch
     }
     return out;
   } finally {
-    // Deleting the namespace deletes every probe link with it.
-    await root.tryRun('ip', ['netns', 'delete', name]).catch(() => undefined);
+    // The namespace, and every probe link in it, ends with its holder.
+    probe.release();
   }
 }
 

@@ -1,8 +1,10 @@
 // `tsoverlay doctor` against a test namespace standing in for the host (netnsPath): broken set-ups
 // fail with the command that fixes them, and running that command makes the check pass.
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readlinkSync } from 'node:fs';
 import { doctorChecks, runDoctor, type Check } from '../../daemon/commands/doctor.js';
+import { probeNamespace } from '../../daemon/observability/doctor-kernel.js';
 import { judgeForward, NFT_RELAY_RULE, parseForward } from '../../daemon/observability/doctor-firewall.js';
 import { keys, PREFIX } from '../../store/keys.js';
 import { run } from '../harness/exec.js';
@@ -188,3 +190,29 @@ test.serial('probe namespaces a killed doctor left behind are removed by the nex
   t.true(left.includes(live), 'a running doctor\'s probe namespace is left alone');
   t.false(left.some((n) => n?.startsWith(`tsodoc-${process.pid.toString(36)}-`) && n !== live), 'this doctor removed its own probe');
 });
+
+test('the probe namespace has no name and ends with the doctor, even when the doctor is killed', async (t) => {
+  const own = readlinkSync('/proc/self/ns/net');
+  const probe = await probeNamespace(5000);
+  const holder = Number(/^\/proc\/(\d+)\/ns\/net$/.exec(probe.path)![1]);
+  t.not(readlinkSync(probe.path), own);
+  probe.release();
+  await waitGone(t, holder);
+
+  // A doctor process killed outright while it holds a probe: the holder sees its pipe close.
+  const code = `const { probeNamespace } = await import(${JSON.stringify(new URL('../../daemon/observability/doctor-kernel.ts', import.meta.url).href)});
+    const p = await probeNamespace(5000); console.log(p.path); setInterval(() => {}, 1000);`;
+  const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  const path = await new Promise<string>((resolve) => child.stdout!.setEncoding('utf8').once('data', (d: string) => resolve(d.trim())));
+  const killedHolder = Number(/^\/proc\/(\d+)\/ns\/net$/.exec(path)![1]);
+  t.true(existsSync(`/proc/${killedHolder}`));
+  child.kill('SIGKILL');
+  await waitGone(t, killedHolder);
+});
+
+async function waitGone(t: { true(v: boolean, m?: string): void }, pid: number): Promise<void> {
+  const end = Date.now() + 5000;
+  while (existsSync(`/proc/${pid}/ns/net`) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  t.true(!existsSync(`/proc/${pid}/ns/net`), `holder ${pid} is gone`);
+}
