@@ -30,6 +30,8 @@ export interface FirewallBackend {
   sync(changed: Changed): Promise<void>;
   /** Re-read the kernel and make it hold exactly the desired state (stale removed, missing restored). */
   reconcile(): Promise<Record<Family, ApplyStats>>;
+  /** Stop helper processes (nft's session); the rules stay. Later calls start them again. */
+  close(): void;
 }
 
 /** Validate a configured backend name. */

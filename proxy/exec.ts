@@ -16,7 +16,8 @@ export type ToolName =
   | 'ip'
   | 'iptables'
   | 'ip6tables'
-  | 'nft';
+  | 'nft'
+  | 'stdbuf';
 
 export interface ToolResult {
   code: number;
@@ -52,6 +53,11 @@ export class NetnsTools {
     let p = this.paths.get(tool);
     if (!p) this.paths.set(tool, (p = find(tool)));
     return p;
+  }
+
+  /** The absolute path of a tool. */
+  path(tool: ToolName): string {
+    return this.bin(tool);
   }
 
   /** The argv that runs `tool args` in the namespace. */

@@ -348,6 +348,11 @@ export class Firewall {
     return requiredSysctls([...this.networks.values()], this.links.size > 0);
   }
 
+  /** Stop the backend's helper processes (the rules stay); the object stays usable. */
+  close(): void {
+    this.rules.close();
+  }
+
   /** The backend programming the kernel (tests, bench, doctor). */
   get backend(): FirewallBackend {
     return this.rules;

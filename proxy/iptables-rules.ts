@@ -47,6 +47,9 @@ export class IptablesRules implements FirewallBackend {
     };
   }
 
+  /** Nothing to stop: every transaction is its own iptables-restore. */
+  close(): void {}
+
   /** The per-family iptables backend (tests, bench, doctor). */
   backend(family: Family): IptablesBackend {
     return this.backends[family];

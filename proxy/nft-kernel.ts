@@ -6,6 +6,7 @@ import type { NetnsTools } from './exec.js';
 import type { ApplyStats } from './iptables.js';
 import { chainK, elemK, setK, type NftDesired } from './nft-desired.js';
 import { elemId, NFT_TABLE, ruleTag } from './nft-render.js';
+import { NftSession } from './nft-session.js';
 import * as v from './validate.js';
 import { PROTOS, type Proto } from './validate.js';
 
@@ -69,6 +70,9 @@ interface Plan {
 }
 
 const CHUNK = 1000;
+/** Transactions up to this size use the session (one input line each). */
+const SESSION_MAX_LINES = 200;
+const SESSION_MAX_BYTES = 32 * 1024;
 
 /** An element's key as nft input from its id: in link sets the third part is an interface name (quoted). */
 export function keyText(set: string, id: string): string | undefined {
@@ -208,8 +212,33 @@ const push = (m: Map<string, string[]>, k: string, v: string) => (m.get(k) ?? m.
 export class NftKernel {
   applied = emptyApplied();
   loaded = false;
+  private readonly session: NftSession;
 
-  constructor(private readonly tools: NetnsTools) {}
+  constructor(private readonly tools: NetnsTools) {
+    this.session = new NftSession(tools.argv('stdbuf', ['-oL', '-eL', tools.path('nft'), '-i']));
+  }
+
+  /**
+   * Small transactions go through the long-lived session, big ones (a full sync) through
+   * `nft -f -`; if the session itself is in trouble (not nft refusing the text), `nft -f -` too.
+   */
+  private async send(text: string): Promise<void> {
+    const lines = text.split('\n').filter((l) => l !== '');
+    if (lines.length <= SESSION_MAX_LINES && text.length <= SESSION_MAX_BYTES) {
+      try {
+        await this.session.run(lines);
+        return;
+      } catch (err) {
+        if (!(err instanceof ProxyError) || !err.retryable) throw err;
+      }
+    }
+    await this.tools.run('nft', ['-f', '-'], text);
+  }
+
+  /** Stop the session process (the rules stay). */
+  close(): void {
+    this.session.close();
+  }
 
   /** The table as the kernel has it now (empty when it does not exist). */
   async dump(): Promise<NftApplied> {
@@ -257,14 +286,14 @@ export class NftKernel {
     const first = this.plan(desired, keys());
     if (!first.text) return first.stats;
     try {
-      await this.tools.run('nft', ['-f', '-'], first.text);
+      await this.send(first.text);
       first.commit(this.applied);
       return first.stats;
     } catch (err) {
       if (!(err instanceof ProxyError) || err.code !== 'iptables-failed') throw err;
       await this.load();
       const again = this.plan(desired, keys());
-      if (again.text) await this.tools.run('nft', ['-f', '-'], again.text);
+      if (again.text) await this.send(again.text);
       again.commit(this.applied);
       return again.stats;
     }

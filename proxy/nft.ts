@@ -61,6 +61,10 @@ export class NftRules implements FirewallBackend {
     return { 4: stats, 6: { lines: 0, rewritten: 0, patched: 0, created: 0, deleted: 0 } };
   }
 
+  close(): void {
+    this.kernel.close();
+  }
+
   /** The table as the kernel shows it (tests, doctor). */
   dump(): Promise<NftApplied> {
     return this.kernel.dump();

@@ -92,6 +92,7 @@ export function publishSuite(kind: BackendKind): void {
 
   test.serial(`${kind}: ` + 'a second firewall on the namespace (a new process) adds to a shared bucket without flushing it', async (t) => {
     const fw2 = new Firewall({ netnsPath: topo.host.path, backend: kind });
+    t.teardown(() => fw2.close());
     await fw2.setNetwork({ id: 'net1', bridge: 'tsbr0', subnets: ['172.30.0.0/24', 'fd30::/64'] });
     await fw2.publish('ep1', { networkId: 'net1', containerIp: containerIp(1), mappings: parsePortSpec('8081:80') });
     t.is(await reach(topo.nb, 'tcp', HOST_IP, 8081), `c1 ${NB_IP}`);

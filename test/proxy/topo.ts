@@ -154,7 +154,10 @@ export const BACKEND_OPS: Record<BackendKind, BackendOps> = {
 export async function makeTopo(tag: string, n: number, net: { icc?: boolean } = {}, backend: BackendKind = 'iptables'): Promise<Topo> {
   const set = new NetnsSet(tag);
   const servers: ChildProcess[] = [];
+  let fw: Firewall | undefined;
   const cleanup = async () => {
+    // The nft backend's session process lives in the host namespace: stop it first.
+    fw?.close();
     for (const s of servers.splice(0)) if (s.exitCode === null && s.pid) process.kill(s.pid, 'SIGKILL');
     await set.cleanup();
   };
@@ -188,7 +191,7 @@ export async function makeTopo(tag: string, n: number, net: { icc?: boolean } = 
     await host.exec('ip6tables', ['-P', 'FORWARD', 'DROP']);
     const tools = new NetnsTools(host.path);
     const endpoints = new Set(containers.map((_, i) => `ep${i}`));
-    const fw = new Firewall({ netnsPath: host.path, tools, backend, endpointExists: async (_net, ep) => endpoints.has(ep) });
+    fw = new Firewall({ netnsPath: host.path, tools, backend, endpointExists: async (_net, ep) => endpoints.has(ep) });
     await fw.init();
     await fw.setNetwork({ id: 'net1', bridge: BRIDGE, subnets: ['172.30.0.0/24', 'fd30::/64'], icc: net.icc ?? true });
     await applySysctls(tools, fw.requiredSysctls());
