@@ -14,6 +14,8 @@ interface Entry {
   bits: number;
   /** Round-robin variants of the reply (index = rotation % length). */
   variants: (Buffer | undefined)[];
+  /** No reply of ours: the chain forwarded this question (upstream answers are not kept). */
+  forward: boolean;
   next: Entry | undefined;
 }
 
@@ -98,7 +100,7 @@ export class AnswerCache {
   get(raw: Buffer, scope: number, rotation: number): Buffer | undefined {
     if (!this.sync()) return undefined;
     const e = this.find(raw, scope);
-    if (!e) return undefined;
+    if (!e || e.forward) return undefined;
     const hit = e.variants[rotation % e.variants.length];
     if (!hit) return undefined;
     const out = Buffer.allocUnsafe(hit.length);
@@ -111,19 +113,38 @@ export class AnswerCache {
 
   /** After shape(raw): keep `reply` (computed at index generation `gen`) for this scope and rotation. */
   put(raw: Buffer, scope: number, gen: number, rotation: number, period: number, reply: Buffer): void {
-    if (!this.sync() || gen !== this.gen) return;
+    const e = this.entry(raw, scope, gen);
+    if (!e) return;
+    e.forward = false;
+    if (e.variants.length !== period) e.variants = new Array<Buffer | undefined>(period);
+    e.variants[rotation % period] = reply;
+  }
+
+  /** After shape(raw): whether the chain forwarded this question for this scope (index unchanged since). */
+  forwarded(raw: Buffer, scope: number): boolean {
+    return this.sync() && this.find(raw, scope)?.forward === true;
+  }
+
+  /** After shape(raw): the chain forwarded this question (decided at index generation `gen`). */
+  markForwarded(raw: Buffer, scope: number, gen: number): void {
+    const e = this.entry(raw, scope, gen);
+    if (e && e.variants.length === 0) e.forward = true;
+  }
+
+  /** The entry for (raw, scope), made if missing; undefined when the index is not at `gen` any more. */
+  private entry(raw: Buffer, scope: number, gen: number): Entry | undefined {
+    if (!this.sync() || gen !== this.gen) return undefined;
     let e = this.find(raw, scope);
     if (!e) {
       if (this.size >= (this.opts.maxEntries ?? 50_000)) this.clear(false);
       const question = Buffer.from(raw.subarray(12, this.qEnd));
       for (let i = 0; i < question.length - 4; i++) question[i] = fold(question[i]!);
       const slot = this.slot(scope);
-      e = { question, scope, max: this.max, bits: this.bits, variants: [], next: this.table.get(slot) };
+      e = { question, scope, max: this.max, bits: this.bits, variants: [], forward: false, next: this.table.get(slot) };
       this.table.set(slot, e);
       this.size++;
     }
-    if (e.variants.length !== period) e.variants = new Array<Buffer | undefined>(period);
-    e.variants[rotation % period] = reply;
+    return e;
   }
 
   /** Drop everything if the index changed since the last call; false when it did. */

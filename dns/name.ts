@@ -42,6 +42,7 @@ export function readName(buf: Buffer, off: number): WireName | undefined {
       const target = ((len & 0x3f) << 8) | buf[pos + 1]!;
       // Strictly backwards (no loops) and never into the 12-byte header.
       if (target >= lowest || target < HEADER_SIZE) return undefined;
+      if (!compressed && pos > off) parts.push(buf.subarray(off, pos));
       if (end < 0) end = pos + 2;
       lowest = target;
       pos = target;
@@ -55,7 +56,8 @@ export function readName(buf: Buffer, off: number): WireName | undefined {
     wireLen += len + 1;
     if (wireLen >= MAX_NAME_WIRE) return undefined;
     key += (key.length === 0 ? '' : '.') + labelKey(buf, start, stop);
-    parts.push(buf.subarray(pos, stop));
+    // The wire copy is needed only for compressed names (else it is a view of the input).
+    if (compressed) parts.push(buf.subarray(pos, stop));
     pos = stop;
   }
   const wire = compressed ? Buffer.concat([...parts, ROOT]) : buf.subarray(off, end);

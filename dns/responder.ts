@@ -42,8 +42,12 @@ export class Responder {
   /** The last client seen by cachedReply() and its scope's cache id (0: not a client). */
   private readonly last = { address: '', local: '', tcp: false, gen: -1, scope: 0 };
 
+  /** Position of the forwarding handler in the chain (0: none, never skip to it). */
+  private readonly forwardAt: number;
+
   constructor(private readonly opts: ResponderOptions) {
     this.cache = new AnswerCache(opts.index, { maxUdpSize: opts.maxUdpSize, maxEntries: opts.cacheEntries });
+    this.forwardAt = Math.max(0, opts.handlers.findIndex((h) => h.name === 'forward'));
   }
 
   /** The reply to send (undefined: send nothing), synchronously when it can. */
@@ -113,7 +117,9 @@ export class Responder {
     const rotation = this.rotation++ & 0x3fffffff;
     const req: Request = { raw, query: q, question, scope, tcp: client.tcp, maxSize: max, rotation };
     const gen = this.opts.index.generation;
-    const outcome = this.run(req, 0);
+    // A question forwarded before (index unchanged) skips the backends' lookups.
+    const skip = this.forwardAt > 0 && this.cache.shape(raw, client.tcp) && this.cache.max === max && this.cache.forwarded(raw, this.cache.scopeId(scope.key));
+    const outcome = this.run(req, skip ? this.forwardAt : 0);
     if (outcome instanceof Promise) {
       return outcome.then(
         (o) => this.finish(req, o, gen),
@@ -140,13 +146,16 @@ export class Responder {
     const q = req.query;
     const max = req.maxSize;
     if (o.kind === 'relay') {
+      if (gen === this.opts.index.generation && this.cache.shape(req.raw, req.tcp) && this.cache.max === max) {
+        this.cache.markForwarded(req.raw, this.cache.scopeId(req.scope.key), gen);
+      }
       if (o.bytes.length > max) {
         const tc = { ...codeReply(o.bytes[3]! & 0xf, true), truncated: true };
         return this.enc.encode(this.ctx(q, true), tc, max);
       }
-      const out = Buffer.from(o.bytes);
-      out.writeUInt16BE(q.id, 0);
-      return out;
+      // The upstream's message is ours alone (a received datagram or a copy): patch it in place.
+      o.bytes.writeUInt16BE(q.id, 0);
+      return o.bytes;
     }
     const out = this.enc.encode(this.ctx(q, true), o.reply, max);
     // Only answers computed from the index as it still is, for queries the hot path can key.

@@ -9,6 +9,7 @@ import type { Client } from '../../dns/responder.js';
 import { EndpointScopes, OpenScopes, type ScopeResolver } from '../../dns/scope.js';
 import { DnsServer } from '../../dns/server.js';
 import { buildQuery, indexWith, udpAsk, type QueryOptions } from './helpers.js';
+import { startStubUpstream } from './stub-upstream.js';
 
 const nets = [
   { id: 'na', name: 'front', subnets: ['10.1.0.0/24'], gateways: ['10.1.0.1'] },
@@ -184,4 +185,27 @@ test('a UDP listener serves cached replies with the right ID and follows a chang
   t.deepEqual((await ask(6)).answers.map((a) => a.data), ['10.1.0.6']);
   index.apply('endpoint', 'na\0w', undefined);
   t.is((await ask(7)).rcode, RCODE.SERVFAIL, 'gone: not ours any more, and no upstream here');
+});
+
+test('a forwarded name skips the backends only until the index changes: a new record answers at once', async (t) => {
+  const up = await startStubUpstream('127.0.0.1', 0);
+  t.teardown(() => up.close());
+  const index = indexWith({ networks: nets, endpoints: [] });
+  const server = new DnsServer({ index, scopes: new OpenScopes(index), listen: [], upstreams: [{ host: '127.0.0.1', port: up.port }] });
+  t.teardown(() => server.stop());
+  const client = udpFrom('127.0.0.1');
+  const ask = async (name: string, id: number) => decodeMessage((await server.responder.respond(buildQuery(name, T.A, { id }), client))!)!;
+  for (let id = 1; id <= 3; id++) {
+    const m = await ask('Newcomer', id);
+    t.is(m.id, id);
+    t.is(m.rcode, RCODE.NXDOMAIN, 'upstream does not know it');
+  }
+  t.is(up.received.length, 3, 'forwarded answers are not cached');
+  index.apply('endpoint', 'na\0n', JSON.stringify(ep('n', 'na', 'newcomer', ['10.1.0.9/24'])));
+  const m = await ask('newcomer', 4);
+  t.deepEqual(m.answers.map((a) => a.data), ['10.1.0.9'], 'ours right after the change');
+  t.is(up.received.length, 3);
+  index.apply('endpoint', 'na\0n', undefined);
+  t.is((await ask('NEWCOMER', 5)).rcode, RCODE.NXDOMAIN, 'upstream again once it is gone');
+  t.is(up.received.length, 4);
 });
