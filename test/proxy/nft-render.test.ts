@@ -131,3 +131,24 @@ test('the backend is chosen by name, once: firewallBackend in the daemon config'
   t.is(resolveConfig([{ source: 'flags', values: { firewallBackend: 'nft' } }]).firewallBackend, 'nft');
   t.throws(() => resolveConfig([{ source: 'config file', values: { firewallBackend: 'nftables' } }]), { message: /firewallBackend: expected iptables or nft/ });
 });
+
+test('shared elements are reference-counted; a removed service takes its chains and affinity sets along; IPv6 services', (t) => {
+  const d = new NftDesired();
+  const link = { networkId: 'web', bridge: 'tsbr-web', fromIp: '172.30.0.3', toIp: '172.30.0.2', ports: [{ proto: 'tcp' as const, port: 5432 }] };
+  const id = '172.30.0.3 . 172.30.0.2 . tsbr-web . tcp . 5432';
+  d.setLink('a', link);
+  d.setLink('b', link);
+  d.setLink('a', undefined);
+  t.truthy(d.elem('link4d', id), 'still wanted by link b');
+  d.setLink('b', undefined);
+  t.is(d.elem('link4d', id), undefined);
+  const dyn = () => [...d.allKeys()].filter((k) => /^(s\taff-|c\tsep-|c\tsvc-)/.test(k));
+  d.setService('api', checkService({ name: 'api', vip: '10.96.0.10', ports: [{ proto: 'tcp', port: 80 }], backends: ['172.30.0.2', '172.30.0.3'], affinitySeconds: 60 }));
+  t.is(dyn().length, 5, 'one svc chain, two sep chains, two affinity sets');
+  d.setService('api', undefined);
+  t.deepEqual(dyn(), []);
+  d.setService('v6', checkService({ name: 'v6', vip: 'fd96::10', ports: [{ proto: 'udp', port: 53 }], backends: ['fd30::2', 'fd30::3'] }));
+  const chain = dyn()[0]!.split('\t')[1]!;
+  t.deepEqual(d.chain(chain)!.rules, ['meta l4proto udp dnat ip6 to numgen random mod 2 map { 0 : fd30::2 . 53, 1 : fd30::3 . 53 }']);
+  t.is(d.elem('svc6', 'fd96::10 . udp . 53')?.value, `goto ${chain}`);
+});
