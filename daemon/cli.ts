@@ -31,6 +31,9 @@ program
     process.exitCode = await runDaemon(opts);
   });
 
+/** Commander's accumulator for repeatable options. */
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
 /** The options every command that reads or writes state takes. */
 function stateOptions(cmd: Command): Command {
   return cmd
@@ -75,6 +78,25 @@ stateOptions(network.command('inspect'))
   .argument('<network...>', 'network id, name or id prefix')
   .action(actArgs(async () => (await inspect()).networkInspect));
 
+// Create and remove change the kernel: they go through the running daemon's local API.
+const apiOptions = (cmd: Command) =>
+  cmd.option('--socket <path>', 'the daemon\'s local API socket', '/run/tsoverlay/tsoverlay.sock').option('--json', 'print the network record(s) as JSON');
+apiOptions(network.command('create'))
+  .description('create a network for CNI conflists of the same name (through the running daemon); prints its id')
+  .argument('<name>', 'network name: what a CNI conflist\'s "name" must be to use it')
+  .addOption(new Option('-d, --driver <driver>', 'network driver').choices(['tsbridge', 'tsoverlay', 'tshost']).default('tsbridge'))
+  .option('--subnet <cidr>', 'subnet (default: one chosen from the default pools)')
+  .option('--gateway <ip>', 'gateway address in the subnet (default its first address)')
+  .option('--ip-range <cidr>', 'allocate container addresses from this part of the subnet')
+  .option('--internal', 'no route out, no masquerade, not reachable from outside')
+  .option('-o, --opt <key=value>', 'driver option (repeatable): bridge, mtu, icc, masquerade, hairpin, hostBindingIpv4, vni, or Docker\'s com.docker.network.* spellings', collect)
+  .action(actArgs(async () => (await import('./commands/networks.js')).networkCreate));
+apiOptions(network.command('rm'))
+  .alias('remove')
+  .description('remove networks made by network create or a CNI conflist (through the running daemon); refused while they have endpoints')
+  .argument('<network...>', 'network id, name or id prefix')
+  .action(actArgs(async () => (await import('./commands/networks.js')).networkRm));
+
 const endpoint = program.command('endpoint').description('endpoints (container attachments)');
 tableOptions(endpoint.command('ls'))
   .description('list endpoints with host, addresses and published ports')
@@ -94,6 +116,13 @@ stateOptions(ipamCmd.command('inspect'))
   .description('print pools as JSON: range, gateway, reserved addresses, users and allocations')
   .argument('<pool...>', 'pool id (e.g. local/10.20.0.0/24) or its CIDR')
   .action(actArgs(async () => (await inspect()).ipamInspect));
+
+tableOptions(ipamCmd.command('gc'))
+  .description('release allocations whose owner is gone (endpoint or CNI attachment record missing); prints them as ipam ls rows')
+  .option('--dry-run', 'only print what would be released')
+  .option('--grace <seconds>', 'leave allocations younger than this alone (an ADD in flight has no record yet)', '60')
+  .option('--pool <id>', 'only this pool')
+  .action(act(async () => (await import('./commands/ipam-gc.js')).ipamGc));
 
 const install = program.command('install').description('install the CNI executables or the Docker plugin files');
 install
@@ -142,7 +171,6 @@ function actArgs(load: () => Promise<(...a: any[]) => Promise<number>>) {
   };
 }
 const linksServices = () => import('./commands/links-services.js');
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 const link = program.command('link').description('legacy links: FROM may reach TO\'s ports on a network with icc=false');
 stateOptions(link.command('add'))

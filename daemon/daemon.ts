@@ -20,6 +20,7 @@ import { startDockerPlugins, type DockerPlugins } from './docker-plugins.js';
 import { OverlayDriver } from '../plugins/drivers/overlay/overlay.js';
 import { HostRegistration } from '../plugins/drivers/overlay/hosts.js';
 import { startLocalApi, type LocalApi } from './local-api.js';
+import { NetworkAdmin } from './network-admin.js';
 import { startStoreRules, type StoreRules } from './store-rules.js';
 import { startObservability, type Observability } from './observability/index.js';
 import { adoptHostId, daemonStateDir, ensureDir, HostStateError, HostStateLock } from '../plugins/cni/host-state.js';
@@ -132,7 +133,9 @@ export class Daemon {
         log: (msg, fields) => dnsLog.info(fields ?? {}, msg),
       });
       const cni = cniHandOff({ ...core, hostId: this.cfg.hostId, store: this.store, storeUrl: this.cfg.store, overlay: this.overlay, log: this.log });
-      this.api = await startLocalApi({ socket: this.cfg.socket, log: this.log, status: () => this.status(), cni });
+      // `tsoverlay network create|rm`: the same drivers and IPAM the plugins use.
+      const networks = new NetworkAdmin({ ...core, store: this.store, storeUrl: this.cfg.store, hostId: this.cfg.hostId, bridge: this.docker.bridge, host: this.docker.host, overlay: this.overlay, log: this.log.child({ component: 'networks' }) });
+      this.api = await startLocalApi({ socket: this.cfg.socket, log: this.log, status: () => this.status(), cni, networks });
       // Executables waiting for the lock ask the socket again once they have it: it answers now.
       startup?.release();
       startup = undefined;

@@ -22,6 +22,29 @@ export interface LocalApiOptions {
   log: Logger;
   /** POST /v1/cni: a CNI executable's invocation run by the daemon (plugins/cni/handoff.ts). */
   cni?: (body: unknown) => Promise<{ status: number; body: unknown }>;
+  /** POST /v1/networks and DELETE /v1/networks/:ref (`tsoverlay network create|rm`, daemon/network-admin.ts). */
+  networks?: NetworkAdminApi;
+}
+
+/** What the network routes call; both answer the network record. */
+export interface NetworkAdminApi {
+  create(body: unknown): Promise<unknown>;
+  remove(ref: string): Promise<unknown>;
+}
+
+/** HTTP status of an error by its `kind`. */
+const STATUS: Record<string, number> = { 'bad-request': 400, 'not-found': 404, conflict: 409, unavailable: 503 };
+
+/** Answer with the record, or with an error's {code, kind, message} and the status of its kind. */
+async function answer(res: Response, log: Logger, status: number, fn: () => Promise<unknown>): Promise<void> {
+  try {
+    res.status(status).json(await fn());
+  } catch (err) {
+    const e = err as { kind?: unknown; code?: unknown; message?: unknown; retryable?: unknown };
+    const code = typeof e.kind === 'string' ? (STATUS[e.kind] ?? 500) : 500;
+    if (code === 500) log.error({ err }, 'local API request failed');
+    res.status(code).json({ code: typeof e.code === 'string' ? e.code : 'internal', kind: typeof e.kind === 'string' ? e.kind : 'internal', message: String(e.message ?? err), retryable: e.retryable === true });
+  }
 }
 
 /** A started local API; close() stops listening and removes the socket file. */
@@ -41,6 +64,11 @@ export async function startLocalApi(opts: LocalApiOptions): Promise<LocalApi> {
       const reply = await cni(req.body);
       res.status(reply.status).json(reply.body);
     });
+  }
+  const networks = opts.networks;
+  if (networks) {
+    app.post('/v1/networks', (req: Request, res: Response) => answer(res, opts.log, 201, () => networks.create(req.body)));
+    app.delete('/v1/networks/:ref', (req: Request, res: Response) => answer(res, opts.log, 200, () => networks.remove(String(req.params.ref))));
   }
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ code: 'not-found', message: 'unknown API path' });

@@ -8,8 +8,11 @@ import { type RetryPolicy, retryStore } from './retry.js';
 
 /** What GC may consider dead. */
 export interface GcOptions {
-  /** False for an owner that no longer exists (CNI GC's valid attachments; Docker endpoints the engine still has). */
-  isOwnerValid: (owner: string) => boolean | Promise<boolean>;
+  /**
+   * False for an owner that no longer exists (CNI GC's valid attachments; Docker endpoints the
+   * engine still has). `allocation` is the record as read: the one freed when this says false.
+   */
+  isOwnerValid: (owner: string, allocation: Allocation) => boolean | Promise<boolean>;
   /** Hosts whose lease expired: their endpoint allocations and block affinities are freed. */
   deadHosts?: string[];
   /**
@@ -111,7 +114,7 @@ export class Reclaimer {
     const freed: Allocation[] = [];
     for (const kv of all.kvs) {
       const rec = decode<AddressRecord>(kv);
-      const ownerGone = rec.owner !== null && !(await opts.isOwnerValid(rec.owner));
+      const ownerGone = rec.owner !== null && !(await opts.isOwnerValid(rec.owner, toAllocation(rec)));
       const hostGone = rec.kind === 'endpoint' && dead.has(rec.host);
       if ((ownerGone || hostGone) && (await this.free(kv))) freed.push(toAllocation(rec));
     }

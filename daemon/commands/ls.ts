@@ -155,7 +155,7 @@ export function endpointLs(opts: LsOptions & { network?: string }): Promise<numb
 }
 
 /** The network whose subnets hold an allocation's address (null when none does). */
-function networkOf(a: Allocation, nets: NetworkRecord[]): string | null {
+export function networkOf(a: Allocation, nets: readonly NetworkRecord[]): string | null {
   for (const n of nets) {
     if (n.subnets.some((s) => cidrContains(parseCidr(s), parseAddress(a.address)))) return n.name ?? n.id;
   }

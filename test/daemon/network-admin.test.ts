@@ -1,0 +1,193 @@
+// `tsoverlay network create|rm` and `ipam gc` against a real daemon in a test namespace: the CLI
+// asks the daemon's local API, the bridge appears in (and leaves) the daemon's namespace, a CNI
+// ADD through the daemon joins the network by its name, bad input changes neither store nor
+// kernel, and `ipam gc` frees a leaked allocation while keeping live ones.
+import test from 'ava';
+import { request } from 'node:http';
+import { Ipam, ownerForCni } from '../../ipam/index.js';
+import { openStore } from '../../store/open.js';
+import { spawnCli, startDaemon, type DaemonHandle } from '../harness/daemon.js';
+import { NetnsSet, type Netns } from '../harness/netns.js';
+
+interface Out {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[]): Promise<Out> {
+  const child = spawnCli(args);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d) => (stderr += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  return new Promise((resolve) => child.on('close', (code) => (clearTimeout(timer), resolve({ code, stdout, stderr }))));
+}
+
+/** A CNI invocation run by the daemon (POST /v1/cni), as the executables hand it over. */
+function cniCall(socket: string, command: string, conf: unknown, env: Record<string, string>): Promise<{ status: number; body: any }> {
+  const body = JSON.stringify({ plugin: 'tsbridge', env: { CNI_COMMAND: command, CNI_PATH: '/usr/lib/cni', ...env }, stdin: JSON.stringify(conf) });
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: socket, path: '/v1/cni', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d) => (text += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+    });
+    req.on('error', reject).end(body);
+  });
+}
+
+async function bridges(ns: Netns): Promise<string[]> {
+  const links = JSON.parse(await ns.ip('-j', 'link', 'show', 'type', 'bridge')) as { ifname: string }[];
+  return links.map((l) => l.ifname).sort();
+}
+
+async function lsJson(d: DaemonHandle, what: string[]): Promise<any[]> {
+  const r = await cli([...what, '--json', '--store', d.store]);
+  if (r.code !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+async function daemonIn(t: { teardown(fn: () => unknown): void }, tag: string) {
+  const nets = new NetnsSet(tag);
+  t.teardown(() => nets.cleanup());
+  const host = await nets.add('h');
+  const d = await startDaemon({ netnsPath: host.path, hostId: 'h1' });
+  t.teardown(() => d.cleanup());
+  await d.waitForLog('daemon ready', 60_000);
+  return { nets, host, d };
+}
+
+test('network create and rm through the daemon: bridge in the kernel, record in the store, CNI joins it by name', async (t) => {
+  const { nets, host, d } = await daemonIn(t, 'nadm');
+  const sock = ['--socket', d.socket];
+  const made = await cli(['network', 'create', '--driver', 'tsbridge', '--subnet', '10.91.0.0/24', '-o', 'com.docker.network.driver.mtu=1400', ...sock, 'web']);
+  t.is(made.code, 0, made.stderr);
+  t.is(made.stdout, 'cni:h1:web\n');
+
+  const [net] = (await lsJson(d, ['network', 'ls'])).filter((n) => n.name === 'web');
+  t.like(net, { id: 'cni:h1:web', driver: 'bridge', subnets: ['10.91.0.0/24'], gateways: ['10.91.0.1'], endpoints: 0 });
+  t.true((await bridges(host)).includes(net.bridge));
+  t.regex(await host.ip('-o', 'addr', 'show', 'dev', net.bridge), /inet 10\.91\.0\.1\/24/);
+  t.regex(await host.ip('-o', 'link', 'show', 'dev', net.bridge), /mtu 1400/);
+  t.deepEqual((await lsJson(d, ['ipam', 'ls'])).map((a) => [a.address, a.kind, a.network]), [['10.91.0.1', 'gateway', 'web']]);
+
+  // A CNI conflist named "web" (the daemon runs it) finds the network and its pool.
+  const ctr = await nets.add('c1');
+  const conf = {
+    cniVersion: '1.0.0', name: 'web', type: 'tsbridge', isGateway: true, ipMasq: true, mtu: 1400, store: d.store,
+    ipam: { type: 'tsipam', ranges: [[{ subnet: '10.91.0.0/24' }]] },
+  };
+  const env = { CNI_CONTAINERID: 'c0ffee01', CNI_NETNS: ctr.path, CNI_IFNAME: 'eth0' };
+  const add = await cniCall(d.socket, 'ADD', conf, env);
+  t.is(add.status, 200, JSON.stringify(add.body));
+  t.is(add.body.result.ips[0].address, '10.91.0.2/24');
+  t.regex(await ctr.exec('ping', ['-c1', '-W2', '10.91.0.1']), /1 received/);
+
+  // Removing a network with an endpoint is refused (Docker: "has active endpoints"), and changes nothing.
+  const busy = await cli(['network', 'rm', ...sock, 'web']);
+  t.is(busy.code, 1);
+  t.regex(busy.stderr, /^tsoverlay: error while removing network: network web id cni:h1:web has active endpoints/);
+  t.true((await bridges(host)).includes(net.bridge));
+
+  t.is((await cniCall(d.socket, 'DEL', conf, env)).status, 200);
+  const rm = await cli(['network', 'rm', ...sock, 'web']);
+  t.is(rm.code, 0, rm.stderr);
+  t.is(rm.stdout, 'web\n');
+  t.deepEqual((await lsJson(d, ['network', 'ls'])).filter((n) => n.name === 'web'), []);
+  t.false((await bridges(host)).includes(net.bridge));
+  t.deepEqual(await lsJson(d, ['ipam', 'ls']), []);
+
+  // An overlay network: recorded cluster-wide with a VNI; rm takes it away.
+  const ov = await cli(['network', 'create', '-d', 'tsoverlay', '--subnet', '10.92.0.0/24', '-o', 'vni=5001', ...sock, 'ov']);
+  t.is(ov.code, 0, ov.stderr);
+  t.is(ov.stdout, 'cni:overlay:ov\n');
+  const insp = await cli(['network', 'inspect', 'ov', '--store', d.store]);
+  t.like(JSON.parse(insp.stdout)[0], { driver: 'overlay', scope: 'global', vni: 5001, subnets: ['10.92.0.0/24'] });
+  t.is((await cli(['network', 'rm', ...sock, 'ov'])).code, 0);
+  t.deepEqual(await lsJson(d, ['network', 'ls']), []);
+});
+
+test('bad input to network create: one line naming the flag and value, exit 1, nothing in store or kernel', async (t) => {
+  const { host, d } = await daemonIn(t, 'nadmbad');
+  const sock = ['--socket', d.socket];
+  t.is((await cli(['network', 'create', '--subnet', '10.93.0.0/24', ...sock, 'taken'])).code, 0);
+  const before = { nets: await lsJson(d, ['network', 'ls']), pools: await lsJson(d, ['ipam', 'ls']), bridges: await bridges(host) };
+
+  const cases: [string[], RegExp][] = [
+    [['--subnet', '10.94.0.0/33', 'a'], /--subnet "10\.94\.0\.0\/33": .*prefix length/],
+    [['--subnet', '10.94.0.1/24', 'a'], /--subnet "10\.94\.0\.1\/24": host bits are set/],
+    [['--driver', 'nosuch', 'a'], /--driver <driver>' argument 'nosuch' is invalid/],
+    [['--subnet', '10.94.0.0/24', 'taken'], /network with name taken already exists/],
+    [['--subnet', '10.94.0.0/24', '-o', 'colour=red', 'a'], /-o "colour=red": not an option of the tsbridge driver/],
+    [['--subnet', '10.94.0.0/24', '-o', 'mtu=abc', 'a'], /-o "mtu=abc": expected an integer/],
+    [['--subnet', '10.94.0.0/24', '-o', 'mtu', 'a'], /-o "mtu": expected key=value/],
+    [['--subnet', '10.94.0.0/24', '--gateway', '10.95.0.1', 'a'], /--gateway "10\.95\.0\.1": outside --subnet 10\.94\.0\.0\/24/],
+    [['--subnet', '10.93.0.128/25', 'a'], /--subnet "10\.93\.0\.128\/25": overlaps 10\.93\.0\.0\/24 of network taken/],
+    [['--ip-range', '10.94.0.0/28', 'a'], /--ip-range "10\.94\.0\.0\/28": needs --subnet/],
+    [['-d', 'tshost', '--subnet', '10.94.0.0/24', 'a'], /--subnet "10\.94\.0\.0\/24": tshost networks use the host's own stack/],
+    [['bad/name'], /NAME "bad\/name": expected 1–64 letters/],
+  ];
+  const outs = await Promise.all(cases.map(([args]) => cli(['network', 'create', ...sock, ...args])));
+  outs.forEach((o, i) => {
+    const [args, re] = cases[i]!;
+    t.not(o.code, 0, args.join(' '));
+    t.is(o.stdout, '', args.join(' '));
+    t.regex(o.stderr, re, args.join(' '));
+    t.is(o.stderr.trimEnd().split('\n').length, 1, `one line: ${o.stderr}`);
+  });
+  t.deepEqual({ nets: await lsJson(d, ['network', 'ls']), pools: await lsJson(d, ['ipam', 'ls']), bridges: await bridges(host) }, before);
+
+  // rm of what is not there, and of nothing at all.
+  const none = await cli(['network', 'rm', ...sock, 'nosuch']);
+  t.is(none.code, 1);
+  t.regex(none.stderr, /no network "nosuch"/);
+
+  // Without a daemon: the socket is named.
+  const dead = await cli(['network', 'create', '--socket', `${d.dir}/nobody.sock`, 'x']);
+  t.is(dead.code, 1);
+  t.regex(dead.stderr, /cannot reach the tsoverlay daemon at .*nobody\.sock \(ENOENT/);
+});
+
+test('ipam gc frees an allocation whose owner is gone, keeps live ones, is idempotent; --dry-run changes nothing', async (t) => {
+  const { nets, d } = await daemonIn(t, 'ipgc');
+  const sock = ['--socket', d.socket];
+  t.is((await cli(['network', 'create', '--subnet', '10.96.0.0/24', ...sock, 'app'])).code, 0);
+  const ctr = await nets.add('c1');
+  const conf = { cniVersion: '1.0.0', name: 'app', type: 'tsbridge', isGateway: true, ipMasq: true, store: d.store, ipam: { type: 'tsipam', ranges: [[{ subnet: '10.96.0.0/24' }]] } };
+  const add = await cniCall(d.socket, 'ADD', conf, { CNI_CONTAINERID: 'live01', CNI_NETNS: ctr.path, CNI_IFNAME: 'eth0' });
+  t.is(add.status, 200, JSON.stringify(add.body));
+
+  // A leak: an address of a container of "app" that has no endpoint (its DEL never came), allocated
+  // two minutes ago; and a fresh one (an ADD in flight) that the grace time protects.
+  const store = await openStore(d.store);
+  t.teardown(() => store.close());
+  const [pool] = (await new Ipam(store, { hostId: 'h1' }).listPools()).filter((p) => p.cidr === '10.96.0.0/24');
+  const old = new Ipam(store, { hostId: 'h1', clock: () => Date.now() - 120_000 });
+  const leaked = await old.requestAddress(pool!.poolId, { owner: ownerForCni('app', 'gone01', 'eth0') });
+  const fresh = await new Ipam(store, { hostId: 'h1' }).requestAddress(pool!.poolId, { owner: ownerForCni('app', 'inflight', 'eth0') });
+  const addresses = async () => (await lsJson(d, ['ipam', 'ls'])).map((a) => a.address).sort();
+  const all = await addresses();
+  t.deepEqual(all, ['10.96.0.1', '10.96.0.2', leaked.address, fresh.address].sort());
+
+  const dry = await cli(['ipam', 'gc', '--dry-run', '--store', d.store]);
+  t.is(dry.code, 0, dry.stderr);
+  t.regex(dry.stdout, new RegExp(`^${leaked.address.replace(/\./g, '\\.')}\\s+local/10\\.96\\.0\\.0/24\\s+app\\s+cni:app:gone01:eth0`, 'm'));
+  t.regex(dry.stdout, /would release 1 allocation \(dry run/);
+  t.deepEqual(await addresses(), all);
+
+  const gc = await cli(['ipam', 'gc', '--json', '--store', d.store]);
+  t.is(gc.code, 0, gc.stderr);
+  t.like(JSON.parse(gc.stdout), [{ address: leaked.address, network: 'app', owner: 'cni:app:gone01:eth0', kind: 'endpoint' }]);
+  t.deepEqual(await addresses(), ['10.96.0.1', '10.96.0.2', fresh.address].sort());
+
+  const again = await cli(['ipam', 'gc', '--store', d.store]);
+  t.regex(again.stdout, /released 0 allocations/);
+  // With no grace, the in-flight one counts as leaked too; the live container's never does.
+  const now = await cli(['ipam', 'gc', '--grace', '0', '--json', '--store', d.store]);
+  t.deepEqual(JSON.parse(now.stdout).map((a: { address: string }) => a.address), [fresh.address]);
+  t.deepEqual(await addresses(), ['10.96.0.1', '10.96.0.2']);
+  const badGrace = await cli(['ipam', 'gc', '--grace', 'soon', '--store', d.store]);
+  t.is(badGrace.code, 1);
+  t.regex(badGrace.stderr, /--grace "soon": expected a whole number of seconds/);
+});
