@@ -5,9 +5,13 @@
 import test from 'ava';
 import { request } from 'node:http';
 import { Ipam, ownerForCni } from '../../ipam/index.js';
+import { RecordStore } from '../../plugins/drivers/common/record-store.js';
 import { openStore } from '../../store/open.js';
 import { spawnCli, startDaemon, type DaemonHandle } from '../harness/daemon.js';
 import { NetnsSet, type Netns } from '../harness/netns.js';
+import { network } from '../ops/fixtures.js';
+
+const DOCKER_ID = 'e8deae95a0f45de100ea56dd75ab021f591a1b4f6c138a50827fd87b83118a82';
 
 interface Out {
   code: number | null;
@@ -138,10 +142,22 @@ test('bad input to network create: one line naming the flag and value, exit 1, n
   });
   t.deepEqual({ nets: await lsJson(d, ['network', 'ls']), pools: await lsJson(d, ['ipam', 'ls']), bridges: await bridges(host) }, before);
 
-  // rm of what is not there, and of nothing at all.
-  const none = await cli(['network', 'rm', ...sock, 'nosuch']);
-  t.is(none.code, 1);
-  t.regex(none.stderr, /no network "nosuch"/);
+  // rm: a name that is not there fails alone (the others are still removed); Docker's networks are Docker's.
+  const store = await openStore(d.store);
+  t.teardown(() => store.close());
+  await new RecordStore(store).createNetwork(network(DOCKER_ID, 'dk', '10.97.0.0/24'));
+  t.is((await cli(['network', 'create', '--subnet', '10.98.0.0/24', ...sock, 'gone'])).code, 0);
+  const rm = await cli(['network', 'rm', ...sock, 'nosuch', 'dk', 'gone']);
+  t.is(rm.code, 1);
+  t.is(rm.stdout, 'gone\n');
+  t.regex(rm.stderr, /^tsoverlay: no network "nosuch".*\ntsoverlay: network dk was created through Docker \(id e8deae95a0f4.*\): remove it with docker network rm\n$/);
+  t.deepEqual((await lsJson(d, ['network', 'ls'])).map((n) => n.name).sort(), ['dk', 'taken']);
+
+  // Help on each new command.
+  const [create, remove, gc] = await Promise.all([['network', 'create'], ['network', 'rm'], ['ipam', 'gc']].map((a) => cli([...a, '--help'])));
+  for (const flag of ['--driver', '--subnet', '--gateway', '--ip-range', '--internal', '--opt', '--socket', '--json']) t.true(create!.stdout.includes(flag), flag);
+  t.regex(remove!.stdout, /^Usage: tsoverlay network rm\|remove \[options\] <network\.\.\.>/m);
+  for (const flag of ['--dry-run', '--grace', '--json', '--store']) t.true(gc!.stdout.includes(flag), flag);
 
   // Without a daemon: the socket is named.
   const dead = await cli(['network', 'create', '--socket', `${d.dir}/nobody.sock`, 'x']);
