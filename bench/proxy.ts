@@ -7,7 +7,7 @@
 // runner's tsot-… sweep). Run: npx tsx bench/proxy.ts
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { BACKEND_KINDS, totalStats, type BackendKind } from '../proxy/backend.js';
 import { NetnsTools } from '../proxy/exec.js';
@@ -34,6 +34,9 @@ interface Result {
   size?: string;
   build?: number;
   full?: number;
+  /** CPU time (user + system) of the tool processes of the full sync: what the machine's load does not inflate. */
+  fullCpu?: number;
+  noopCpu?: number;
   noop?: number;
   repair?: number;
   add: number;
@@ -55,13 +58,21 @@ function assertInNetns(name: string): void {
   }
 }
 
+/** CPU time of this process's finished children (iptables-restore, nft), in ms (/proc/self/stat cutime + cstime). */
+function childCpuMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) * 10;
+}
+
 /**
  * n published ports (random host ports) and n/10 services of 10 backends, added in one bulk sync.
  * `build` = the API calls (validation, allocation, rendering); `sync` = the kernel transaction(s).
  */
-async function populate(fw: Firewall, n: number): Promise<{ build: number; sync: number }> {
+async function populate(fw: Firewall, n: number): Promise<{ build: number; sync: number; cpu: number }> {
   const t0 = process.hrtime.bigint();
   let build = 0;
+  let cpu0 = 0;
   await fw.bulk(async () => {
     for (let i = 0; i < n; i++) {
       await fw.publish(`ep${i}`, { networkId: 'bench', containerIp: ctr(i + 2), mappings: [{ proto: 'tcp', containerPort: 80, hostIp: '', hostPort: 0, hostPortEnd: 0 }] });
@@ -71,8 +82,9 @@ async function populate(fw: Firewall, n: number): Promise<{ build: number; sync:
       await fw.setService({ name: `svc${s}`, vip: vip(s + 1), ports: [{ proto: 'tcp', port: 80 }], backends });
     }
     build = ms(t0);
+    cpu0 = childCpuMs();
   });
-  return { build, sync: ms(t0) - build };
+  return { build, sync: ms(t0) - build, cpu: childCpuMs() - cpu0 };
 }
 
 async function oneChange(fw: Firewall, n: number): Promise<Pick<Result, 'add' | 'remove' | 'service'>> {
@@ -149,10 +161,13 @@ async function child(netns: string, kind: BackendKind, n: number, mode: 'full' |
   } else {
     if (mode === 'full') {
       r.full = p.sync;
+      r.fullCpu = p.cpu;
       r.size = await size(tools, kind);
       let t0 = process.hrtime.bigint();
+      const cpu0 = childCpuMs();
       const stats = totalStats(await fw.reconcile());
       r.noop = ms(t0);
+      r.noopCpu = childCpuMs() - cpu0;
       if (stats.lines !== 0) throw new Error(`${kind}: a reconcile right after the sync found ${stats.lines} lines to send`);
       // A firewalld-style reload: iptables' TSO-DNAT flushed, or our whole nft table deleted.
       if (kind === 'iptables') await tools.run('iptables', ['-t', 'nat', '-F', 'TSO-DNAT']);
@@ -205,18 +220,35 @@ function row(label: string, v: Pair, goal?: number): string {
 }
 const pick = (m: Record<BackendKind, Result>, key: keyof Result): Pair => ({ iptables: m.iptables[key] as number, nft: m.nft[key] as number });
 
+/**
+ * Each (backend, N) is measured by two children in the order iptables, nft, nft, iptables, and the
+ * two results are averaged: load from other work on this shared machine then weighs on both alike.
+ */
+function measure(n: number, mode: 'full' | 'change'): Record<BackendKind, Result> {
+  const got: Record<BackendKind, Result[]> = { iptables: [], nft: [] };
+  for (const k of ['iptables', 'nft', 'nft', 'iptables'] as const) got[k].push(inFreshNetns([k, String(n), mode]));
+  const mean = (rs: Result[]): Result => {
+    const out = { ...rs[0]! };
+    for (const key of Object.keys(out) as (keyof Result)[]) if (typeof out[key] === 'number') (out[key] as number) = rs.reduce((a, r) => a + (r[key] as number), 0) / rs.length;
+    return out;
+  };
+  return { iptables: mean(got.iptables), nft: mean(got.nft) };
+}
+
 function main(): void {
-  console.log(`proxy benchmark, both backends in one run (medians of ${REPS}); columns: ${BACKEND_KINDS.join(', ')}; load average ${readLoad()}`);
-  const full = Object.fromEntries(BACKEND_KINDS.map((k) => [k, inFreshNetns([k, '10000', 'full'])])) as Record<BackendKind, Result>;
+  console.log(`proxy benchmark, both backends in one run (medians of ${REPS} per child, 2 children per backend in ABBA order, averaged); columns: ${BACKEND_KINDS.join(', ')}; load average ${readLoad()}`);
+  const full = measure(10_000, 'full');
   for (const k of BACKEND_KINDS) console.log(`  ${k}: 10,000 ports + 1,000 services x 10 backends = ${full[k].size}; built through 11,000 API calls in ${fmt(full[k].build!)} ms`);
-  console.log(row('full sync (one transaction)', pick(full, 'full'), GOAL_FULL_MS));
-  console.log(row('reconcile, nothing to do', pick(full, 'noop')));
+  console.log(row('full sync (one transaction), wall', pick(full, 'full'), GOAL_FULL_MS));
+  console.log(row('full sync: CPU of the tool (±10 ms)', pick(full, 'fullCpu'), GOAL_FULL_MS));
+  console.log(row('reconcile, nothing to do, wall', pick(full, 'noop')));
+  console.log(row('reconcile, nothing to do: tool CPU', pick(full, 'noopCpu')));
   console.log(row('reconcile after a firewalld-style flush*', pick(full, 'repair')));
   console.log('  * iptables: TSO-DNAT flushed; nft: the whole table deleted');
   const perCall = separateCallMs(200) * 21_000;
   console.log(`  the same ~21,000 rules as separate iptables calls (200 sampled, extrapolated): ${(perCall / 1000).toFixed(1)} s = ${(perCall / full.iptables.full!).toFixed(0)}x iptables-restore, ${(perCall / full.nft.full!).toFixed(0)}x nft`);
   for (const n of [100, 1_000, 10_000]) {
-    const c = n === 10_000 ? full : (Object.fromEntries(BACKEND_KINDS.map((k) => [k, inFreshNetns([k, String(n), 'change'])])) as Record<BackendKind, Result>);
+    const c = n === 10_000 ? full : measure(n, 'change');
     console.log(`one change at N=${n} (N ports, N/10 services):`);
     console.log(row('publish one port', pick(c, 'add'), GOAL_CHANGE_MS));
     console.log(row('unpublish it', pick(c, 'remove'), GOAL_CHANGE_MS));
