@@ -158,6 +158,7 @@ async function concurrent(s: Setup, label: string, file: string, conf: object): 
   const t0 = performance.now();
   const res = await Promise.all(ids.map((id, i) => call(s, file, 'ADD', conf, id, nss[i])));
   const wall = performance.now() - t0;
+  if (process.env.CNI_BENCH_VERBOSE) console.log(`  ${label}: per-call p10/p50/p90 ${ms(pct(res.map((r) => r.ms), 10))} / ${ms(pct(res.map((r) => r.ms), 50))} / ${ms(pct(res.map((r) => r.ms), 90))}`);
   const failed = res.filter((r) => r.code !== 0);
   if (failed.length) throw new Error(`${label}: ${failed.length} concurrent ADDs failed: ${failed[0]!.stdout}${failed[0]!.stderr}`);
   await Promise.all(ids.map((id, i) => call(s, file, 'DEL', conf, id, nss[i])));
@@ -262,7 +263,10 @@ async function main(): Promise<void> {
     const cd = confs(s, true, 'cd', d.sock);
     const wOurs = await concurrent(s, 'o', join(s.bin, 'tsbridge'), c.ours);
     const wDaemon = await concurrent(s, 'd', join(s.bin, 'tsbridge'), cd.ours);
+    const servedBefore = d.served.ADD?.length ?? 0;
     const wLauncher = s.launcher ? await concurrent(s, 'l', join(s.launcher, 'tsbridge'), confs(s, true, 'cl', d.sock).ours) : undefined;
+    const inside = (d.served.ADD ?? []).slice(servedBefore);
+    if (process.env.CNI_BENCH_VERBOSE && inside.length) console.log(`  l: inside the daemon p10/p50/p90 ${ms(pct(inside, 10))} / ${ms(pct(inside, 50))} / ${ms(pct(inside, 90))}`);
     const wRef = await concurrent(s, 'r', join(REF, 'bridge'), c.ref);
     const lw = wLauncher === undefined ? '' : `, launcher via daemon ${ms(wLauncher)} (${(wLauncher / wRef).toFixed(2)}×)`;
     console.log(`\n${CONCURRENT} concurrent ADDs (ipMasq on), wall: tsbridge ${ms(wOurs)} (${(wOurs / wRef).toFixed(2)}×), via daemon ${ms(wDaemon)} (${(wDaemon / wRef).toFixed(2)}×)${lw}, reference ${ms(wRef)} (goal ≤ 0.5×)`);

@@ -79,6 +79,9 @@ export class TsbridgeHandlers implements PluginHandlers {
     return drv;
   }
 
+  /** Network creations in flight in this process, by store URL and network id (single-flight). */
+  private readonly creating = new Map<string, Promise<void>>();
+
   /** tsipam in-process, kept for the life of these handlers (a daemon keeps its allocator caches). */
   private tsipam?: Promise<PluginHandlers>;
 
@@ -134,9 +137,24 @@ export class TsbridgeHandlers implements PluginHandlers {
     if (ips.length === 0) throw new CniError(ErrorCode.InvalidConfig, `IPAM plugin ${conf.ipamType} returned no address`);
     const { networkId, endpointId } = this.ids(req);
     const subnets = subnetsOf(ips, conf.isGateway);
-    const existing = await drv.network(networkId);
+    const key = `${conf.store}\n${networkId}`;
+    let existing = await drv.network(networkId);
+    if (!existing && this.creating.has(key)) {
+      // Concurrent first ADDs of a network (a daemon, 100 pods at once) wait for one creation
+      // instead of each re-applying the bridge and the host's firewall rules.
+      await this.creating.get(key)!.catch(() => undefined);
+      existing = await drv.network(networkId);
+    }
     if (existing) assertSameNetwork(existing, conf, subnets);
-    else await this.createNetwork(store, conf, networkId, subnets);
+    else {
+      const making = this.createNetwork(store, conf, networkId, subnets);
+      this.creating.set(key, making);
+      try {
+        await making;
+      } finally {
+        if (this.creating.get(key) === making) this.creating.delete(key);
+      }
+    }
     const routes = allocated.routes ?? [];
     const defaultRoute = conf.isGateway && (conf.isDefaultGateway || routes.some((r) => isDefaultVia(r, ips)));
     await drv.createEndpoint(networkId, {
@@ -206,11 +224,14 @@ export class TsbridgeHandlers implements PluginHandlers {
     const { networkId, endpointId } = this.ids(req);
     const store = confString(req.conf as unknown as Record<string, unknown>, 'store') ?? DEFAULT_STORE_URL;
     await withStore(this.ctx, store, async (s) => {
-      const failures: unknown[] = [];
-      await (await this.driver(s)).deleteEndpoint(networkId, endpointId).catch((e: unknown) => failures.push(e));
-      // The allocation is released even when the interface could not be removed (a retry finishes).
-      if (req.conf.ipam?.type) await this.ipamOf(req).run('DEL').catch((e: unknown) => failures.push(e));
-      if (failures.length) throw failures[0];
+      // Independent, so at once (the veth's deletion waits on the kernel for ~10–30 ms): the
+      // allocation is released even when the interface could not be removed (a retry finishes).
+      const [ep, ipam] = await Promise.allSettled([
+        this.driver(s).then((drv) => drv.deleteEndpoint(networkId, endpointId)),
+        req.conf.ipam?.type ? this.ipamOf(req).run('DEL') : Promise.resolve(),
+      ]);
+      if (ep.status === 'rejected') throw ep.reason;
+      if (ipam.status === 'rejected') throw ipam.reason;
     });
   }
 

@@ -210,3 +210,31 @@ ltest('no daemon, a daemon without the route, stdin that is not an object, its o
   t.is(other.code, 2);
   t.regex(other.stderr, /install me as tsbridge/);
 });
+
+ltest('install cni: launcher copies (not links) and tsoverlay-launcher.conf; launcher:false goes back to the Node entries', async (t) => {
+  const { installCni, LAUNCHER_CONF } = await import('../../plugins/cni/install.js');
+  const { lstat, readFile, mkdir } = await import('node:fs/promises');
+  const tmp = await tempDir(t, 'linst');
+  const dist = join(tmp, 'dist');
+  await mkdir(join(dist, 'bin'), { recursive: true });
+  await writeFile(join(tmp, 'package.json'), '{"type":"module"}\n');
+  for (const p of ['tsbridge', 'tshost', 'tsipam', 'tsportmap', 'tsoverlay']) await writeFile(join(dist, 'bin', `${p}.js`), `process.stdout.write('node entry ${p}\\n');\n`);
+  await copyFile(LAUNCHER, join(dist, 'bin', 'cni-launcher'));
+  const bin = join(tmp, 'cni', 'bin');
+  const r = await installCni(bin, { distDir: dist, confDir: false, nodePath: process.execPath });
+  t.deepEqual(r.plugins.map((p) => p.kind), ['launcher', 'launcher', 'launcher', 'launcher', 'launcher']);
+  const launcherBytes = await readFile(LAUNCHER);
+  for (const p of r.plugins) {
+    t.true((await lstat(p.path)).isFile(), `${p.name} is a copy`);
+    t.true(launcherBytes.equals(await readFile(p.path)));
+  }
+  t.is(await readFile(join(bin, LAUNCHER_CONF), 'utf8'), `# Written by tsoverlay install cni: where the CNI launchers find Node and the JS entries.\nnode=${process.execPath}\ndist=${dist}\n`);
+  // VERSION from the launcher itself; anything else reaches the entry the conf names.
+  const v = await run(join(bin, 'tshost'), { CNI_COMMAND: 'VERSION' }, '{"cniVersion":"0.4.0"}');
+  t.is(JSON.parse(v.stdout).cniVersion, '0.4.0');
+  t.is((await run(join(bin, 'tsportmap'), {}, '')).stdout, 'node entry tsportmap\n');
+  const back = await installCni(bin, { distDir: dist, confDir: false, launcher: false });
+  t.true(back.plugins.every((p) => p.kind === 'symlink'));
+  t.true((await lstat(join(bin, 'tsbridge'))).isSymbolicLink());
+  await t.throwsAsync(lstat(join(bin, LAUNCHER_CONF)));
+});
