@@ -108,8 +108,14 @@ test('network create and rm through the daemon: bridge in the kernel, record in 
   t.is(ov.stdout, 'cni:overlay:ov\n');
   const insp = await cli(['network', 'inspect', 'ov', '--store', d.store]);
   t.like(JSON.parse(insp.stdout)[0], { driver: 'overlay', scope: 'global', vni: 5001, subnets: ['10.92.0.0/24'] });
-  t.is((await cli(['network', 'rm', ...sock, 'ov'])).code, 0);
+  // No --subnet: one from the default pools (as docker network create); a host network has none.
+  const [auto, hostNet] = await Promise.all([cli(['network', 'create', '--json', ...sock, 'auto']), cli(['network', 'create', '-d', 'tshost', ...sock, 'hn'])]);
+  t.is(auto.code, 0, auto.stderr);
+  t.regex(JSON.parse(auto.stdout).subnets[0], /^172\.(1[7-9]|2\d|3[01])\.0\.0\/16$/);
+  t.is(hostNet.stdout, 'cni:h1:hn\n', hostNet.stderr);
+  t.is((await cli(['network', 'rm', ...sock, 'ov', 'auto', 'hn'])).code, 0);
   t.deepEqual(await lsJson(d, ['network', 'ls']), []);
+  t.deepEqual(await lsJson(d, ['ipam', 'ls']), []);
 });
 
 test('bad input to network create: one line naming the flag and value, exit 1, nothing in store or kernel', async (t) => {
