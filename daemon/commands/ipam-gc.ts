@@ -1,7 +1,7 @@
 // `tsoverlay ipam gc [--dry-run]`: free allocations whose owner is gone, judged from the store
 // alone (so it works on any host, daemon or not): a Docker endpoint's address whose endpoint
-// record is gone, a CNI attachment's address on one of our networks with neither an endpoint nor
-// an attachment record. Owners it cannot judge (no owner, another IPAM user) are kept. Frees go
+// record is gone, a CNI attachment's address on a network CNI or `network create` made, with
+// neither an endpoint nor an attachment record. Owners it cannot judge (no owner, another IPAM user) are kept. Frees go
 // through the IPAM's GC: each is a compare-and-swap on the record as read, never a re-allocation.
 import { Ipam, parseOwner, type Allocation } from '../../ipam/index.js';
 import { listAttachments } from '../../plugins/cni/attachments.js';
@@ -26,7 +26,7 @@ export interface Liveness {
   endpoints: Set<string>;
   /** `network\0container\0ifname` of every CNI attachment record. */
   attachments: Set<string>;
-  /** Names of networks our drivers hold (a CNI owner on one of them must have an endpoint record). */
+  /** Names of the networks CNI or `network create` made (a CNI owner on one must have an endpoint record). */
   networkNames: Set<string>;
 }
 
@@ -47,7 +47,8 @@ export async function readLiveness(store: Store): Promise<Liveness> {
   return {
     endpoints: new Set(eps.map((e) => e.id)),
     attachments: new Set(atts.map((a) => `${a.network}\0${a.containerId}\0${a.ifname}`)),
-    networkNames: new Set(nets.flatMap((n) => (n.name !== undefined ? [n.name] : []))),
+    // Only networks CNI or `network create` made (ids `cni:…`): there every attachment has a record.
+    networkNames: new Set(nets.flatMap((n) => (n.name !== undefined && n.id.startsWith('cni:') ? [n.name] : []))),
   };
 }
 

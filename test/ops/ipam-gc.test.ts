@@ -26,6 +26,9 @@ test('owners: Docker endpoints by record, CNI attachments by endpoint or attachm
   // tsipam behind another plugin (no network record of ours named so): not ours to judge.
   t.is(ownerState(ownerForCni('other', 'c3', 'eth0'), live), 'unknown');
   t.is(ownerState('someone-else', live), 'unknown');
+  // A Docker network of the same name as a CNI network elsewhere does not make its owners judgeable.
+  await recs.createNetwork(network('e8deae95a0f45de100ea56dd75ab021f591a1b4f6c138a50827fd87b83118a82', 'dk', '10.78.0.0/24'));
+  t.is(ownerState(ownerForCni('dk', 'c3', 'eth0'), await readLiveness(tmp.store)), 'unknown');
 });
 
 test('GC frees the record it read, never an address taken again meanwhile (compare-and-swap)', async (t) => {
