@@ -105,7 +105,7 @@ export class NetworkAdmin {
     if (taken) throw new NetworkAdminError('name-in-use', `network with name ${req.name} already exists (id ${taken.id}, driver ${taken.driver})`);
     if (req.driver === 'tshost') return this.deps.host.createNetwork({ id, name: req.name, options });
     if (req.subnet) assertNoOverlap(nets, req.subnet);
-    const pool = await this.pool(req);
+    const { pool, held } = await this.pool(req);
     let done = false;
     try {
       const subnets = [{ subnet: pool.cidr, ...(pool.gateway ? { gateway: pool.gateway } : {}) }];
@@ -119,13 +119,18 @@ export class NetworkAdmin {
     } catch (err) {
       throw optionError(err, req);
     } finally {
-      if (!done) await this.releasePool(pool, req.name).catch((e: Error) => this.deps.log.warn({ pool: pool.poolId, err: e.message }, 'rollback: pool not released'));
+      // A pool this name held before (tsipam's, from an earlier conflist) stays as it was.
+      if (!done && !held) await this.releasePool(pool, req.name).catch((e: Error) => this.deps.log.warn({ pool: pool.poolId, err: e.message }, 'rollback: pool not released'));
     }
   }
 
-  /** The network's pool under the ref CNI's tsipam uses for this name; refused when someone else holds it. */
-  private async pool(req: NetworkCreateRequest): Promise<PoolInfo> {
+  /**
+   * The network's pool under the ref CNI's tsipam uses for this name (`held`: it had that ref
+   * already); refused when someone else holds it.
+   */
+  private async pool(req: NetworkCreateRequest): Promise<{ pool: PoolInfo; held: boolean }> {
     const ref = poolRefOf(req.name);
+    const held = (await this.deps.ipam.listPools()).some((p) => p.refs.includes(ref) && (req.subnet === undefined ? p.auto : p.cidr === req.subnet));
     const pool = await this.deps.ipam
       .requestPool({
         space: addressSpaceOf(this.deps.storeUrl),
@@ -139,10 +144,10 @@ export class NetworkAdmin {
       });
     const others = pool.refs.filter((r) => r !== ref);
     if (others.length > 0) {
-      await this.deps.ipam.releasePool(pool.poolId, ref);
+      if (!held) await this.deps.ipam.releasePool(pool.poolId, ref);
       throw new NetworkAdminError('subnet-in-use', `--subnet ${JSON.stringify(pool.cidr)}: pool ${pool.poolId} is in use (held by ${others.join(', ')})`);
     }
-    return pool;
+    return { pool, held };
   }
 
   /** Drop this name's ref on the pool (the pool and its allocations go with the last ref). */

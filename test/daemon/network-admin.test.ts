@@ -122,6 +122,10 @@ test('bad input to network create: one line naming the flag and value, exit 1, n
   const { host, d } = await daemonIn(t, 'nadmbad');
   const sock = ['--socket', d.socket];
   t.is((await cli(['network', 'create', '--subnet', '10.93.0.0/24', ...sock, 'taken'])).code, 0);
+  // A pool someone else holds (a Docker network's tsipam pool of this store).
+  const store = await openStore(d.store);
+  t.teardown(() => store.close());
+  await new Ipam(store, { hostId: 'h1' }).requestPool({ space: 'local', cidr: '10.99.0.0/24', ref: 'docker:h1:x' });
   const before = { nets: await lsJson(d, ['network', 'ls']), pools: await lsJson(d, ['ipam', 'ls']), bridges: await bridges(host) };
 
   const cases: [string[], RegExp][] = [
@@ -137,6 +141,8 @@ test('bad input to network create: one line naming the flag and value, exit 1, n
     [['--ip-range', '10.94.0.0/28', 'a'], /--ip-range "10\.94\.0\.0\/28": needs --subnet/],
     [['-d', 'tshost', '--subnet', '10.94.0.0/24', 'a'], /--subnet "10\.94\.0\.0\/24": tshost networks use the host's own stack/],
     [['bad/name'], /NAME "bad\/name": expected 1–64 letters/],
+    [['--subnet', '10.99.0.0/24', 'a'], /--subnet "10\.99\.0\.0\/24": pool local\/10\.99\.0\.0\/24 is in use \(held by docker:h1:x\)/],
+    [['--subnet', '10.99.0.0/25', 'a'], /--subnet "10\.99\.0\.0\/25": subnet 10\.99\.0\.0\/25 overlaps pool local\/10\.99\.0\.0\/24/],
   ];
   const outs = await Promise.all(cases.map(([args]) => cli(['network', 'create', ...sock, ...args])));
   outs.forEach((o, i) => {
@@ -148,9 +154,10 @@ test('bad input to network create: one line naming the flag and value, exit 1, n
   });
   t.deepEqual({ nets: await lsJson(d, ['network', 'ls']), pools: await lsJson(d, ['ipam', 'ls']), bridges: await bridges(host) }, before);
 
+  const pools = await new Ipam(store, { hostId: 'h1' }).listPools();
+  t.deepEqual(pools.map((p) => [p.cidr, p.refs]), [['10.93.0.0/24', ['cni:taken']], ['10.99.0.0/24', ['docker:h1:x']]]);
+
   // rm: a name that is not there fails alone (the others are still removed); Docker's networks are Docker's.
-  const store = await openStore(d.store);
-  t.teardown(() => store.close());
   await new RecordStore(store).createNetwork(network(DOCKER_ID, 'dk', '10.97.0.0/24'));
   t.is((await cli(['network', 'create', '--subnet', '10.98.0.0/24', ...sock, 'gone'])).code, 0);
   const rm = await cli(['network', 'rm', ...sock, 'nosuch', 'dk', 'gone']);
