@@ -17,6 +17,7 @@ export type ProxyErrorCode =
   | 'unknown-endpoint'
   | 'network-internal'
   | 'iptables-failed'
+  | 'nft-failed'
   | 'store-failed'
   | 'internal';
 
@@ -34,6 +35,7 @@ const KIND: Record<ProxyErrorCode, ErrorKind> = {
   'unknown-endpoint': 'not-found',
   'network-internal': 'bad-request',
   'iptables-failed': 'internal',
+  'nft-failed': 'internal',
   'store-failed': 'unavailable',
   internal: 'internal',
 };

@@ -32,6 +32,11 @@ function find(name: string): string {
   return SEARCH_DIRS.map((d) => `${d}/${name}`).find((p) => existsSync(p)) ?? name;
 }
 
+/** The code of a tool's failure: `nft-failed` for nft, `iptables-failed` for every other tool. */
+export function failedCode(tool: ToolName): 'nft-failed' | 'iptables-failed' {
+  return tool === 'nft' ? 'nft-failed' : 'iptables-failed';
+}
+
 /** Runs tools inside one network namespace (undefined = the caller's own). */
 export class NetnsTools {
   private readonly paths = new Map<string, string>();
@@ -73,17 +78,17 @@ export class NetnsTools {
       const { code, stdout, stderr } = await spawnCollect(argv, input, this.timeoutMs);
       return { code, stdout, stderr };
     } catch (e) {
-      throw new ProxyError('iptables-failed', `cannot run ${argv[0]}: ${(e as Error).message}`, { cause: e });
+      throw new ProxyError(failedCode(tool), `cannot run ${argv[0]}: ${(e as Error).message}`, { cause: e });
     }
   }
 
-  /** Run; resolve with stdout or throw ProxyError('iptables-failed') carrying the tool's message. */
+  /** Run; resolve with stdout or throw ProxyError (failedCode(tool)) carrying the tool's message. */
   async run(tool: ToolName, args: readonly string[], input?: string): Promise<string> {
     const r = await this.tryRun(tool, args, input);
     if (r.code === 0) return r.stdout;
     const where = this.netnsPath ? ` in ${this.netnsPath}` : '';
     // A busy xtables lock or a concurrent nft transaction may clear up: retryable.
     const retryable = /resource temporarily unavailable|another app is currently holding the xtables lock/i.test(r.stderr);
-    throw new ProxyError('iptables-failed', `${tool}${where} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`, { retryable });
+    throw new ProxyError(failedCode(tool), `${tool}${where} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`, { retryable });
   }
 }

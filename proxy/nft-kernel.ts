@@ -245,7 +245,7 @@ export class NftKernel {
     const r = await this.tools.tryRun('nft', ['-j', 'list', 'table', ...NFT_TABLE.split(' ')]);
     if (r.code !== 0) {
       if (/No such file or directory/.test(r.stderr)) return emptyApplied();
-      throw new ProxyError('iptables-failed', `nft list table exited ${r.code}: ${r.stderr.trim()}`);
+      throw new ProxyError('nft-failed', `nft list table exited ${r.code}: ${r.stderr.trim()}`);
     }
     return parseNftJson(r.stdout);
   }
@@ -290,7 +290,7 @@ export class NftKernel {
       first.commit(this.applied);
       return first.stats;
     } catch (err) {
-      if (!(err instanceof ProxyError) || err.code !== 'iptables-failed') throw err;
+      if (!(err instanceof ProxyError) || err.code !== 'nft-failed') throw err;
       await this.load();
       const again = this.plan(desired, keys());
       if (again.text) await this.send(again.text);

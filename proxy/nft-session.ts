@@ -33,7 +33,7 @@ export class NftSession {
     private readonly timeoutMs = 10_000,
   ) {}
 
-  /** Apply `statements` as one transaction; rejects with nft's error text (code iptables-failed). */
+  /** Apply `statements` as one transaction; rejects with nft's error text (code nft-failed). */
   run(statements: readonly string[]): Promise<void> {
     if (statements.some((s) => s.includes('\n') || s.includes('\r'))) return Promise.reject(new ProxyError('internal', 'nft statement spans lines'));
     const next = this.queue.then(() => this.once(statements.join('; ')));
@@ -53,8 +53,8 @@ export class NftSession {
     });
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.err += d));
     child.stdin!.on('error', () => {});
-    child.on('error', (e) => this.fail(child, new ProxyError('iptables-failed', `nft session: ${e.message}`, { retryable: true })));
-    child.on('exit', (code) => this.fail(child, new ProxyError('iptables-failed', `nft session exited ${code}: ${this.err.trim()}`, { retryable: true })));
+    child.on('error', (e) => this.fail(child, new ProxyError('nft-failed', `nft session: ${e.message}`, { retryable: true })));
+    child.on('exit', (code) => this.fail(child, new ProxyError('nft-failed', `nft session exited ${code}: ${this.err.trim()}`, { retryable: true })));
     // A session must not keep the process alive: it ends when our stdin closes.
     child.unref();
     for (const s of [child.stdin, child.stdout, child.stderr]) (s as unknown as { unref?: () => void } | null)?.unref?.();
@@ -69,7 +69,7 @@ export class NftSession {
       const timer = setTimeout(() => {
         this.pending = undefined;
         this.close();
-        reject(new ProxyError('iptables-failed', `nft session: no answer in ${this.timeoutMs} ms`, { retryable: true }));
+        reject(new ProxyError('nft-failed', `nft session: no answer in ${this.timeoutMs} ms`, { retryable: true }));
       }, this.timeoutMs);
       this.pending = { resolve, reject, timer };
       this.child!.stdin!.write(`${line}\n${MARKER}\n`);
@@ -83,7 +83,7 @@ export class NftSession {
     clearTimeout(p.timer);
     const err = this.err.trim();
     this.err = '';
-    if (err) p.reject(new ProxyError('iptables-failed', `nft: ${err}`));
+    if (err) p.reject(new ProxyError('nft-failed', `nft: ${err}`));
     else p.resolve();
   }
 

@@ -16,7 +16,7 @@ test('a line is one transaction; an error names nft\'s message and leaves nothin
   t.teardown(() => session.close());
   await session.run(['add table inet tsoverlay', 'add map inet tsoverlay m { type inet_proto . inet_service : ipv4_addr . inet_service; }']);
   await session.run(['add element inet tsoverlay m { tcp . 80 : 10.0.0.1 . 8080 }']);
-  const err = await t.throwsAsync(session.run(['add element inet tsoverlay m { tcp . 81 : 10.0.0.1 . 8081 }', 'delete element inet tsoverlay m { tcp . 9 }']), { code: 'iptables-failed' });
+  const err = await t.throwsAsync(session.run(['add element inet tsoverlay m { tcp . 81 : 10.0.0.1 . 8081 }', 'delete element inet tsoverlay m { tcp . 9 }']), { code: 'nft-failed' });
   t.regex(err?.message ?? '', /No such file or directory/);
   const list = () => ns.exec(NFT_BIN, ['list', 'map', 'inet', 'tsoverlay', 'm']);
   t.false((await list()).includes('tcp . 81'), 'the failed line applied nothing');
