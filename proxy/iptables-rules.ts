@@ -13,6 +13,8 @@ export class IptablesRules implements FirewallBackend {
   readonly kind = 'iptables' as const;
   readonly desired = new DesiredState();
   private readonly backends: Record<Family, IptablesBackend>;
+  /** Families this process has synced or reconciled at least once. */
+  private readonly synced = new Set<Family>();
 
   constructor(tools: NetnsTools) {
     this.backends = { 4: new IptablesBackend({ family: 4, tools }), 6: new IptablesBackend({ family: 6, tools }) };
@@ -34,17 +36,28 @@ export class IptablesRules implements FirewallBackend {
     return this.desired.setService(name, state);
   }
 
+  /**
+   * A process's first sync of a family brings in every desired chain (what already matches costs
+   * nothing), not only the change: the jumps need our base chains, which a kernel without our
+   * rules (a reboot, a switch from the nft backend) lacks.
+   */
   async sync(changed: Changed): Promise<void> {
     for (const f of FAMILIES) {
-      if (changed[f].size) await this.backends[f].apply(this.desired.changes(f, changed[f]), this.desired.jumps(f));
+      if (!changed[f].size) continue;
+      const changes = this.desired.changes(f, changed[f]);
+      if (!this.synced.has(f)) for (const [k, c] of this.desired.all(f)) changes.set(k, c);
+      await this.backends[f].apply(changes, this.desired.jumps(f));
+      this.synced.add(f);
     }
   }
 
   async reconcile(): Promise<Record<Family, ApplyStats>> {
-    return {
-      4: await this.backends[4].reconcile(this.desired.all(4), this.desired.jumps(4)),
-      6: await this.backends[6].reconcile(this.desired.all(6), this.desired.jumps(6)),
-    };
+    const out = {} as Record<Family, ApplyStats>;
+    for (const f of FAMILIES) {
+      out[f] = await this.backends[f].reconcile(this.desired.all(f), this.desired.jumps(f));
+      this.synced.add(f);
+    }
+    return out;
   }
 
   /** Nothing to stop: every transaction is its own iptables-restore. */
