@@ -36,7 +36,7 @@ export interface NetworkCreateRequest {
   options?: Record<string, string>;
 }
 
-type AdminCode = 'invalid-argument' | 'name-in-use' | 'subnet-in-use' | 'active-endpoints' | 'docker-network';
+type AdminCode = 'invalid-argument' | 'name-in-use' | 'subnet-in-use' | 'bridge-in-use' | 'active-endpoints' | 'docker-network';
 
 /** A refusal of network create/rm; the message names the flag (or network) and value. */
 export class NetworkAdminError extends CodedError<AdminCode> {
@@ -273,6 +273,7 @@ function dryParse(req: NetworkCreateRequest, id: string, options: Record<string,
 
 /** A driver's invalid-config said with the flag the user typed (`-o key=value`, `--subnet`, `--gateway`). */
 function optionError(err: unknown, req: NetworkCreateRequest): unknown {
+  if (isDriverError(err, 'bridge-in-use')) return new NetworkAdminError('bridge-in-use', `-o ${JSON.stringify(`bridge=${String(err.details.value)}`)}: ${err.message}`);
   if (!isDriverError(err, 'invalid-config')) return err;
   const { field, value } = err.details;
   const why = err.message.replace(/^invalid .*?: /, '');

@@ -121,7 +121,7 @@ test('network create and rm through the daemon: bridge in the kernel, record in 
 test('bad input to network create: one line naming the flag and value, exit 1, nothing in store or kernel', async (t) => {
   const { host, d } = await daemonIn(t, 'nadmbad');
   const sock = ['--socket', d.socket];
-  t.is((await cli(['network', 'create', '--subnet', '10.93.0.0/24', ...sock, 'taken'])).code, 0);
+  t.is((await cli(['network', 'create', '--subnet', '10.93.0.0/24', '-o', 'bridge=tsotkn0', ...sock, 'taken'])).code, 0);
   // A pool someone else holds (a Docker network's tsipam pool of this store).
   const store = await openStore(d.store);
   t.teardown(() => store.close());
@@ -141,6 +141,8 @@ test('bad input to network create: one line naming the flag and value, exit 1, n
     [['--ip-range', '10.94.0.0/28', 'a'], /--ip-range "10\.94\.0\.0\/28": needs --subnet/],
     [['-d', 'tshost', '--subnet', '10.94.0.0/24', 'a'], /--subnet "10\.94\.0\.0\/24": tshost networks use the host's own stack/],
     [['bad/name'], /NAME "bad\/name": expected 1–64 letters/],
+    // Refused by the driver after the pool was made: the pool goes again.
+    [['--subnet', '10.94.0.0/24', '-o', 'bridge=tsotkn0', 'a'], /-o "bridge=tsotkn0": bridge tsotkn0 already serves network cni:h1:taken/],
     [['--subnet', '10.99.0.0/24', 'a'], /--subnet "10\.99\.0\.0\/24": pool local\/10\.99\.0\.0\/24 is in use \(held by docker:h1:x\)/],
     [['--subnet', '10.99.0.0/25', 'a'], /--subnet "10\.99\.0\.0\/25": subnet 10\.99\.0\.0\/25 overlaps pool local\/10\.99\.0\.0\/24/],
   ];
