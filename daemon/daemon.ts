@@ -8,6 +8,7 @@ import { Ipam } from '../ipam/index.js';
 import { Kernel } from '../netlink/index.js';
 import { SpawnHelper } from '../netlink/spawn-helper.js';
 import { HostPortAllocator, readListeners } from '../proxy/allocator.js';
+import { removeBackendRules } from '../proxy/backend-switch.js';
 import { NetnsTools } from '../proxy/exec.js';
 import { Firewall } from '../proxy/firewall.js';
 import { openStore } from '../store/open.js';
@@ -23,7 +24,7 @@ import { startLocalApi, type LocalApi } from './local-api.js';
 import { NetworkAdmin } from './network-admin.js';
 import { startStoreRules, type StoreRules } from './store-rules.js';
 import { startObservability, type Observability } from './observability/index.js';
-import { adoptHostId, daemonStateDir, ensureDir, HostStateError, HostStateLock } from '../plugins/cni/host-state.js';
+import { adoptHostId, daemonStateDir, ensureDir, HostStateError, HostStateLock, readFirewallBackend, recordFirewallBackend } from '../plugins/cni/host-state.js';
 import type { Logger } from './log.js';
 
 export const VERSION = '0.1.0';
@@ -91,6 +92,7 @@ export class Daemon {
       if (this.obs.web) this.log.info({ address: this.obs.web.address }, 'metrics and topology page served');
       const core = this.core(this.store);
       startup = await this.startupLock(meet);
+      await this.settleFirewallBackend(meet, core.tools);
       // The overlay first: its rules must be desired before the firewall's full reconcile.
       this.overlay = new OverlayDriver({
         kernel: core.kernel,
@@ -168,6 +170,24 @@ export class Daemon {
     }
   }
 
+  /**
+   * Under the start-up lock: when the backend recorded in the meeting directory is not ours (the
+   * host switched; nothing recorded means the iptables of older daemons and of the standalone
+   * executables), remove the other backend's rules, then record ours so the standalone
+   * executables program the same one while we are down.
+   */
+  private async settleFirewallBackend(dir: string, tools: NetnsTools): Promise<void> {
+    const chosen = this.cfg.firewallBackend;
+    const recorded = readFirewallBackend(dir);
+    if (recorded === chosen) return;
+    const other = chosen === 'nft' ? 'iptables' : 'nft';
+    const removed = await removeBackendRules(other, tools);
+    if (recorded !== undefined || removed > 0) {
+      this.log.info({ from: recorded ?? other, to: chosen, removed }, `firewall backend switched to ${chosen}: removed the ${other} backend's rules`);
+    }
+    recordFirewallBackend(dir, chosen);
+  }
+
   /** Stop serving and release the store; the lease is left to expire, not revoked. */
   async stop(): Promise<void> {
     if (this.stopping) return;
@@ -197,7 +217,7 @@ export class Daemon {
     // Auto pools never overlap a route of this host (docker0's 172.17.0.0/16, the LAN, …).
     const hostRoutes = async () => (await host.routes()).map((r) => r.dst).filter((d) => d !== 'default');
     const ipam = new Ipam(store, { hostId: this.cfg.hostId, hostRoutes });
-    return { kernel, firewall, ports, ipam };
+    return { kernel, firewall, ports, ipam, tools };
   }
 
   private makeDirs(): void {

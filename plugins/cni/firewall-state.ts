@@ -1,7 +1,8 @@
 // A standalone CNI executable's view of the host firewall: the proxy's Firewall is one
 // process's desired state, so each executable rebuilds it from the store (this host's bridge
 // networks, their published ports, tsportmap's attachments) under a host-wide lock before
-// changing anything, and applies the difference to what iptables-save shows.
+// changing anything, and applies the difference to what the kernel shows, through the backend
+// the daemon recorded (iptables-save/-restore, or nft's table).
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
@@ -10,6 +11,7 @@ import { firewallNetwork } from '../drivers/bridge/bridge.js';
 import { RecordStore } from '../drivers/common/record-store.js';
 import type { EndpointRecord } from '../drivers/common/records.js';
 import { HostPortAllocator } from '../../proxy/allocator.js';
+import type { BackendKind } from '../../proxy/backend.js';
 import { Firewall, type PortBinding } from '../../proxy/firewall.js';
 import type { Store } from '../../store/types.js';
 import { foreignNetworks, listAttachments } from './attachments.js';
@@ -121,19 +123,20 @@ export async function preloadPortmaps(fw: Firewall, store: Store, hostId: string
 /**
  * Run fn against a Firewall holding this host's state, under the host lock, then make our
  * chains exactly what that state says (one iptables-save and at most one iptables-restore per
- * family, writing only what differs). A reconcile rather than the proxy's incremental apply:
+ * family, writing only what differs; with `backend: 'nft'`, one table listing and one nft
+ * transaction — give the backend the daemon recorded, so both program the same one). A reconcile rather than the proxy's incremental apply:
  * a fresh process must create the base chains its jumps need, and may remove rules another
  * process wrote. Rules the store does not explain (the daemon's service VIPs and links) go
  * with it until the daemon's own reconcile puts them back — standalone plugins run only
  * while the daemon is down.
  */
 export async function withHostFirewall<T>(
-  opts: { store: Store; hostId: string; lockDir?: string; warn: (m: string) => void },
+  opts: { store: Store; hostId: string; lockDir?: string; backend?: BackendKind; warn: (m: string) => void },
   fn: (fw: Firewall) => Promise<T>,
 ): Promise<T> {
   const lock = await HostLock.acquire(opts.lockDir);
+  const fw = new Firewall({ allocator: new HostPortAllocator({ hostId: opts.hostId, store: opts.store }), backend: opts.backend ?? 'iptables' });
   try {
-    const fw = new Firewall({ allocator: new HostPortAllocator({ hostId: opts.hostId, store: opts.store }) });
     // Inside bulk() nothing is applied until the end; the reconcile applies it all at once and
     // leaves bulk's own final sync nothing to do.
     return await fw.bulk(async () => {
@@ -143,6 +146,7 @@ export async function withHostFirewall<T>(
       return out;
     });
   } finally {
+    fw.close();
     lock.release();
   }
 }

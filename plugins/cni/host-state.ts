@@ -1,12 +1,13 @@
 // Where the daemon and the standalone CNI executables of a host meet: a directory (the SQLite
 // store's; for etcd stores the state dir) holding the host id everything records under
-// (`host-id`) and the start-up lock (`host.lock`). Node built-ins only, plus better-sqlite3
-// when a lock is taken.
+// (`host-id`), the daemon's firewall backend (`firewall-backend`) and the start-up lock
+// (`host.lock`). Node built-ins only, plus better-sqlite3 when a lock is taken.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type Database from 'better-sqlite3';
+import { BACKEND_KINDS, type BackendKind } from '../../proxy/backend.js';
 import { CodedError } from '../../store/errors.js';
 import { parseStoreUrl } from '../../store/url.js';
 
@@ -14,6 +15,8 @@ import { parseStoreUrl } from '../../store/url.js';
 export const DEFAULT_STATE_DIR = '/var/lib/tsoverlay';
 /** The file naming the host id, in the meeting directory. */
 export const HOST_ID_FILE = 'host-id';
+/** The file naming the daemon's firewall backend (iptables|nft), in the meeting directory. */
+export const FIREWALL_BACKEND_FILE = 'firewall-backend';
 /** The start-up lock file, in the meeting directory. */
 export const HOST_LOCK_FILE = 'host.lock';
 
@@ -62,12 +65,12 @@ export function readHostId(dir: string): string | undefined {
   }
 }
 
-/** Write `id` to a new temporary file in `dir` (synced), returning its path. */
-function tempWith(dir: string, id: string): string {
-  const tmp = join(dir, `.${HOST_ID_FILE}.${process.pid}.${randomBytes(4).toString('hex')}`);
+/** Write `value` to a new temporary file for `name` in `dir` (synced), returning its path. */
+function tempWith(dir: string, name: string, value: string): string {
+  const tmp = join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}`);
   const fd = openSync(tmp, 'wx', 0o644);
   try {
-    writeSync(fd, `${id}\n`);
+    writeSync(fd, `${value}\n`);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -82,7 +85,7 @@ function tempWith(dir: string, id: string): string {
 export function claimHostId(dir: string, id: string): string {
   const existing = readHostId(dir);
   if (existing) return existing;
-  const tmp = tempWith(dir, id);
+  const tmp = tempWith(dir, HOST_ID_FILE, id);
   try {
     linkSync(tmp, join(dir, HOST_ID_FILE));
     return id;
@@ -108,6 +111,33 @@ export function adoptHostId(dir: string, id: string): void {
     `--host-id "${id}" differs from the host id "${recorded}" recorded in ${join(dir, HOST_ID_FILE)} (this host's containers and records were made under it): ` +
       `start with --host-id ${recorded}, or delete the file once nothing is recorded under "${recorded}"`,
   );
+}
+
+/**
+ * The firewall backend the daemon recorded in `dir`, or undefined (no file, unreadable, or not
+ * a backend name). The standalone executables program this one; nothing recorded: iptables.
+ */
+export function readFirewallBackend(dir: string): BackendKind | undefined {
+  try {
+    const kind = readFileSync(join(dir, FIREWALL_BACKEND_FILE), 'utf8').trim();
+    return (BACKEND_KINDS as readonly string[]).includes(kind) ? (kind as BackendKind) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Record the daemon's firewall backend in `dir`, replacing what was there, atomically (rename of
+ * a complete temporary file: a reader sees the old choice or the new one, never a partial file).
+ */
+export function recordFirewallBackend(dir: string, kind: BackendKind): void {
+  if (!(BACKEND_KINDS as readonly string[]).includes(kind)) throw new TypeError(`firewall backend ${JSON.stringify(kind)} is not one of ${BACKEND_KINDS.join(', ')}`);
+  const tmp = tempWith(dir, FIREWALL_BACKEND_FILE, kind);
+  try {
+    renameSync(tmp, join(dir, FIREWALL_BACKEND_FILE));
+  } finally {
+    rmSync(tmp, { force: true });
+  }
 }
 
 /**

@@ -1,11 +1,12 @@
 // The context of a standalone CNI executable (no daemon answered): stores opened per
 // invocation, a Kernel of its own, the host firewall rebuilt from the store under a lock, the
-// host id the daemon records in the meeting directory, and the start-up lock held for the call.
+// host id and firewall backend the daemon records in the meeting directory, and the start-up
+// lock held for the call.
 // Each part is imported on first use, so tsipam never loads the kernel or firewall modules.
 import { existsSync } from 'node:fs';
 import type { Kernel } from '../../netlink/index.js';
 import { confString, DEFAULT_STORE_URL, type CniContext, type StoreHandle } from './context.js';
-import { claimHostId, defaultHostId, ensureDir, HostStateError, HostStateLock, readHostId, stateDirOfStore } from './host-state.js';
+import { claimHostId, defaultHostId, ensureDir, HostStateError, HostStateLock, readFirewallBackend, readHostId, stateDirOfStore } from './host-state.js';
 import type { CniRequest } from './skel.js';
 
 export interface StandaloneOptions {
@@ -85,7 +86,9 @@ export function standaloneContext(opts: StandaloneOptions = {}): CniContext {
     },
     async withFirewall(store, fn) {
       const { withHostFirewall } = await import('./firewall-state.js');
-      return withHostFirewall({ store, hostId, warn, ...(lockDir ? { lockDir } : {}) }, fn);
+      // Read when used (under the start-up lock): the backend the daemon last started with.
+      const backend = (opts.stateDir !== undefined ? readFirewallBackend(opts.stateDir) : undefined) ?? 'iptables';
+      return withHostFirewall({ store, hostId, warn, backend, ...(lockDir ? { lockDir } : {}) }, fn);
     },
     warn,
   };

@@ -150,6 +150,26 @@ export const BACKEND_OPS: Record<BackendKind, BackendOps> = {
   },
 };
 
+/**
+ * Start an echo server in ns answering "<name> <peer address>" on the given ports; resolves once
+ * it listens. The child is pushed to `servers` at once (the caller kills it by PID).
+ */
+export async function startEchoServer(ns: Netns, name: string, tcp: number[], udp: number[], servers: ChildProcess[]): Promise<ChildProcess> {
+  const child = spawn('nsenter', [`--net=${ns.path}`, '--', process.execPath, '-e', SERVER, JSON.stringify({ name, tcp, udp })], { stdio: ['pipe', 'pipe', 'inherit'] });
+  servers.push(child);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`echo server ${name} did not start`)), 10_000);
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      if (d.includes('ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`echo server ${name} exited ${code}`)));
+  });
+  return child;
+}
+
 /** Build host + neighbour + n containers on one bridge, with the firewall initialised. */
 export async function makeTopo(tag: string, n: number, net: { icc?: boolean } = {}, backend: BackendKind = 'iptables'): Promise<Topo> {
   const set = new NetnsSet(tag);
@@ -195,20 +215,7 @@ export async function makeTopo(tag: string, n: number, net: { icc?: boolean } = 
     await fw.init();
     await fw.setNetwork({ id: 'net1', bridge: BRIDGE, subnets: ['172.30.0.0/24', 'fd30::/64'], icc: net.icc ?? true });
     await applySysctls(tools, fw.requiredSysctls());
-    const serve = async (ns: Netns, name: string, tcp: number[], udp: number[]) => {
-      const child = spawn('nsenter', [`--net=${ns.path}`, '--', process.execPath, '-e', SERVER, JSON.stringify({ name, tcp, udp })], { stdio: ['pipe', 'pipe', 'inherit'] });
-      servers.push(child);
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`echo server ${name} did not start`)), 10_000);
-        child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-          if (d.includes('ready')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        child.on('exit', (code) => reject(new Error(`echo server ${name} exited ${code}`)));
-      });
-    };
+    const serve = async (ns: Netns, name: string, tcp: number[], udp: number[]) => void (await startEchoServer(ns, name, tcp, udp, servers));
     return { set, host, nb, containers, fw, tools, servers, endpoints, serve, cleanup };
   } catch (err) {
     await cleanup();
