@@ -1,9 +1,11 @@
 // A CNI test world: a host namespace the plugins run in (as a runtime there would run them),
 // container namespaces, a SQLite store and a CNI bin directory, all removed at teardown.
+import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ipam } from '../../ipam/index.js';
 import { openStore } from '../../store/open.js';
 import { RecordStore } from '../../plugins/drivers/common/record-store.js';
+import { startDaemon } from '../harness/daemon.js';
 import { tryRun } from '../harness/exec.js';
 import { NetnsSet, type Netns } from '../harness/netns.js';
 import { caller, pluginDir, tempDir, type CallEnv, type Teardown } from './harness.js';
@@ -28,17 +30,39 @@ export async function makeWorld(t: Teardown, tag: string): Promise<World> {
   const host = await nets.add('h');
   const dir = await tempDir(t, tag);
   const bin = await pluginDir(t);
+  let calls = 0;
+  if (process.env.TSOT_CNI_DAEMON === '1') await worldDaemon(t, host.path, dir, () => calls);
   return {
     nets,
     host,
     dir,
     bin,
     store: `sqlite://${join(dir, 'store.db')}`,
-    cni: (plugin, command, conf, env = {}) =>
-      caller(bin)(plugin, command, conf, { ...env, hostNetns: host.path, extra: { TSOVERLAY_CNI_LOCK_DIR: dir, ...env.extra } }),
+    cni: (plugin, command, conf, env = {}) => {
+      if (command !== 'VERSION' && plugin.startsWith('ts')) calls++;
+      return caller(bin)(plugin, command, conf, { ...env, hostNetns: host.path, extra: { TSOVERLAY_CNI_LOCK_DIR: dir, ...env.extra } });
+    },
     env: (ctr, containerId, extra = {}) => ({ containerId, ifname: 'eth0', hostNetns: host.path, ...(ctr ? { netns: ctr.path } : {}), ...extra }),
     container: (name) => nets.add(name),
   };
+}
+
+/**
+ * TSOT_CNI_DAEMON=1: a tsoverlay daemon in the world's host namespace on the world's store,
+ * reached through the sockets the tests' configs name for "no daemon" (no-daemon.sock,
+ * none.sock are links to its socket): the same suites, every call served by the daemon.
+ */
+async function worldDaemon(t: Teardown, hostPath: string, dir: string, ourCalls: () => number): Promise<void> {
+  const d = await startDaemon({ netnsPath: hostPath, store: `sqlite://${join(dir, 'store.db')}` });
+  t.teardown(async () => {
+    const served = d.records().filter((r) => r.msg === 'cni request').length;
+    await d.cleanup();
+    // A test whose calls never reached the daemon did not test this mode.
+    if (served === 0 && ourCalls() > 0) throw new Error(`TSOT_CNI_DAEMON=1: ${ourCalls()} calls, none served by the daemon`);
+  });
+  // Generous: a suite starts one daemon per test, all at once, through tsx.
+  await d.waitForLog('daemon ready', 90_000);
+  for (const name of ['no-daemon.sock', 'none.sock']) await symlink(d.socket, join(dir, name));
 }
 
 /** A tsbridge + tsipam plugin object. */
