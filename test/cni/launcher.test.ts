@@ -238,3 +238,74 @@ ltest('install cni: launcher copies (not links) and tsoverlay-launcher.conf; lau
   t.true((await lstat(join(bin, 'tsbridge'))).isSymbolicLink());
   await t.throwsAsync(lstat(join(bin, LAUNCHER_CONF)));
 });
+
+ltest('VERSION on 400 mutated documents: the launcher agrees with fast-entry.ts versionAnswer()', async (t) => {
+  const { versionAnswer } = await import('../../plugins/cni/fast-entry.js');
+  const { file } = await install(t);
+  // A small deterministic generator (xorshift): the same cases every run.
+  let seed = 0x2545f491;
+  const rnd = (n: number) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const bases = [
+    '{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"tsbridge","ipam":{"ranges":[[{"subnet":"10.0.0.0/24"}]]}}]}',
+    '{"a":{"cniVersion":"0.3.0"},"cniVersion":"0.4.0","b":[true,false,null,-1.5e+3,"x\\"y\\\\z\\u0041"]}',
+    ' {"cniVersion" : "0.3.1" , "cniVersions":["1.0.0"]} ',
+  ];
+  const alphabet = ['{', '}', '[', ']', '"', ',', ':', '\\', 'u', '0', '1', '.', 'e', '-', ' ', '\n', 'a', '\u0001', 'é', 'cniVersion', '"1.1.0"', '"9.99.999"'];
+  const cases: string[] = [];
+  for (let i = 0; i < 400; i++) {
+    let s = bases[rnd(bases.length)]!;
+    for (let k = rnd(3) + 1; k > 0; k--) {
+      const at = rnd(s.length + 1);
+      s = rnd(2) ? s.slice(0, at) + alphabet[rnd(alphabet.length)] + s.slice(at) : s.slice(0, at) + s.slice(at + 1 + rnd(3));
+    }
+    cases.push(s);
+  }
+  let differ = 0;
+  for (let i = 0; i < cases.length; i += 20) {
+    const batch = cases.slice(i, i + 20);
+    const outs = await Promise.all(batch.map((input) => run(file, { CNI_COMMAND: 'VERSION' }, input)));
+    outs.forEach((o, j) => {
+      if (o.stdout !== versionAnswer(batch[j]!)) {
+        differ++;
+        t.log(JSON.stringify(batch[j]), o.stdout, versionAnswer(batch[j]!));
+      }
+    });
+  }
+  t.is(differ, 0);
+  t.true(cases.filter((c) => JSON.parse(versionAnswer(c)).cniVersion !== '1.1.0').length > 20, 'the cases echo versions, not only the default');
+});
+
+ltest('the hand-off carries stdin and CNI_* values byte-exact, and prints the reply exactly (escapes, unicode, control characters)', async (t) => {
+  const { dir, file } = await install(t);
+  const socket = join(dir, 'echo.sock');
+  const got: Array<{ env: Record<string, string>; stdin: string }> = [];
+  // A daemon that answers with what it received (stdout) and a fixed awkward stderr.
+  const awkward = 'ctl\u0001\u001f tab\t nl\n quote" back\\ slash/ é ☃ 😀 \u2028 \ud800 end';
+  const server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (d: string) => (body += d));
+    req.on('end', () => {
+      const b = JSON.parse(body) as { env: Record<string, string>; stdin: string };
+      got.push(b);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ exitCode: 7, stdout: b.stdin + awkward, stderr: awkward }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const values = ['plain', 'tab\tnl\nquote"back\\', 'é☃😀\u2028', '{"json":[1]}', ' ', ''];
+  for (const v of values) {
+    const stdin = `{"cniVersion":"1.0.0","name":"n","daemonSocket":${JSON.stringify(socket)},"v":${JSON.stringify(v)},"raw":"${v.replace(/[\\"\n\t]/g, '')}\u00a0"}`;
+    const r = await run(file, { CNI_COMMAND: 'ADD', ...attach, CNI_ARGS: `K8S_POD_NAME=${v}` }, stdin);
+    t.is(r.code, 7);
+    t.is(r.stdout, stdin + Buffer.from(awkward).toString('utf8'));
+    t.is(r.stderr, Buffer.from(awkward).toString('utf8'));
+    const last = got[got.length - 1]!;
+    t.is(last.stdin, stdin);
+    t.deepEqual(last.env, { CNI_COMMAND: 'ADD', ...attach, CNI_ARGS: `K8S_POD_NAME=${v}` });
+  }
+});
