@@ -2,8 +2,9 @@
 // Compiles bin/launcher/cni-launcher.c to dist/bin/cni-launcher (run by `npm run build` after
 // tsc). The VERSION list comes from the compiled plugins/cni/fast-entry.js (one source of
 // truth), written into dist/launcher/launcher-config.h with the default Node and dist paths.
-// No C compiler: a clear warning, no launcher, exit 0 — `install cni` then installs the Node
-// entries. A compiler that fails is an error (exit 1): never a half-built launcher.
+// No usable C compiler (none, or no libc headers): a clear warning, no launcher, exit 0 —
+// `install cni` then installs the Node entries. A compile error in the launcher's source is
+// an error (exit 1): never a half-built launcher.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -18,12 +19,18 @@ function say(msg) {
   process.stderr.write(`tsoverlay build: ${msg}\n`);
 }
 
-/** The first C compiler on PATH ($CC first), or undefined. */
+/** A program using the headers the launcher needs: a compiler without libc headers cannot build it. */
+const PROBE = '#include <stdio.h>\n#include <sys/mman.h>\n#include <sys/un.h>\nint main(void) { return 0; }\n';
+
+/** The first C compiler on PATH ($CC first) that can compile PROBE, or undefined (with why). */
 function findCompiler() {
+  let why = 'no C compiler (cc/gcc/clang) found';
   for (const cc of [process.env.CC, 'cc', 'gcc', 'clang'].filter(Boolean)) {
-    if (spawnSync(cc, ['--version'], { stdio: 'ignore' }).status === 0) return cc;
+    if (spawnSync(cc, ['--version'], { stdio: 'ignore' }).status !== 0) continue;
+    if (spawnSync(cc, ['-fsyntax-only', '-x', 'c', '-'], { input: PROBE, stdio: ['pipe', 'ignore', 'ignore'] }).status === 0) return { cc };
+    why = `${cc} cannot compile against the C library headers (libc6-dev missing?)`;
   }
-  return undefined;
+  return { why };
 }
 
 /** A C string literal for `s`, or undefined when it holds bytes a path should not. */
@@ -52,10 +59,10 @@ async function header() {
 }
 
 async function main() {
-  const cc = findCompiler();
+  const { cc, why } = findCompiler();
   if (!cc) {
     rmSync(out, { force: true });
-    say('WARNING: no C compiler (cc/gcc/clang) found: the CNI launcher is NOT built and');
+    say(`WARNING: ${why}: the CNI launcher is NOT built and`);
     say('`tsoverlay install cni` will install the Node entries (each CNI call then starts Node, ~50 ms).');
     say('Install gcc and libc6-dev (test/debian-packages.txt) and run `npm run build` again.');
     return;
