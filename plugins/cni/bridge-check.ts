@@ -1,16 +1,22 @@
 // tsbridge CHECK (SPEC §2): the recorded attachment and prevResult against what is live —
 // the container interface (MAC, addresses), the host end on the bridge, the bridge, and the
-// network's firewall rules as iptables-save shows them.
+// network's firewall rules in the backend the daemon recorded (iptables-save, or the nft table).
 import type { BridgeDriver } from '../drivers/bridge/bridge.js';
 import { configFromRecord } from '../drivers/bridge/config.js';
 import { firewallNetwork } from '../drivers/bridge/bridge.js';
 import type { Kernel } from '../../netlink/index.js';
+import type { BackendKind } from '../../proxy/backend.js';
 import { networkChains } from '../../proxy/build.js';
+import { NetnsTools } from '../../proxy/exec.js';
 import { IptablesBackend } from '../../proxy/iptables.js';
+import { NftKernel } from '../../proxy/nft-kernel.js';
+import { mergeChains, ruleTag } from '../../proxy/nft-render.js';
 import { renderRule } from '../../proxy/render.js';
 import { chainKey } from '../../proxy/rules.js';
 import { checkNetwork } from '../../proxy/specs.js';
+import { parseTsbridgeConf } from './bridge-conf.js';
 import { CniError, ErrorCode } from './errors.js';
+import { readFirewallBackend, stateDirOfStore } from './host-state.js';
 import type { CniRequest } from './skel.js';
 
 function fail(msg: string): CniError {
@@ -52,11 +58,13 @@ export async function checkBridgeAttachment({ kernel, drv, req, networkId, endpo
   const veth = ep.hostVeth ? await host.link(ep.hostVeth) : null;
   if (!veth) throw fail(`host interface ${ep.hostVeth ?? '?'} is missing`);
   if (veth.master !== cfg.bridge) throw fail(`host interface ${veth.name} is on ${veth.master ?? 'no bridge'}, not ${cfg.bridge}`);
-  await checkRules(cfg.bridge, checkNetwork(firewallNetwork(cfg)));
+  const backend = readFirewallBackend(stateDirOfStore(parseTsbridgeConf(req.conf).store)) ?? 'iptables';
+  await checkRules(cfg.bridge, checkNetwork(firewallNetwork(cfg)), backend);
 }
 
 /** Every rule the network needs is in our chains (other networks' rules may be there too). */
-async function checkRules(bridge: string, state: ReturnType<typeof checkNetwork>): Promise<void> {
+async function checkRules(bridge: string, state: ReturnType<typeof checkNetwork>, backend: BackendKind): Promise<void> {
+  if (backend === 'nft') return checkNftRules(bridge, state);
   for (const family of [4, 6] as const) {
     if (!state.subnets.some((s) => s.family === family)) continue;
     const saved = await new IptablesBackend({ family }).dump();
@@ -66,6 +74,21 @@ async function checkRules(bridge: string, state: ReturnType<typeof checkNetwork>
         const text = renderRule(rule, family);
         if (!have.has(text)) throw fail(`IPv${family} rule "-A ${chain.name} ${text}" of bridge ${bridge} is missing`);
       }
+    }
+  }
+}
+
+/** The nft backend: every rule of the network's chains (both families merged) is in our table. */
+async function checkNftRules(bridge: string, state: ReturnType<typeof checkNetwork>): Promise<void> {
+  const applied = await new NftKernel(new NetnsTools()).dump();
+  const by = (f: 4 | 6) => new Map(networkChains([state], f).map((c) => [`${c.table} ${c.name}`, c]));
+  const v4 = by(4);
+  const v6 = by(6);
+  for (const k of new Set([...v4.keys(), ...v6.keys()])) {
+    const chain = mergeChains(v4.get(k), v6.get(k));
+    const have = new Set(applied.chains.get(chain.name) ?? []);
+    for (const rule of chain.rules) {
+      if (!have.has(ruleTag(rule))) throw fail(`nft rule "${rule}" (chain ${chain.name}) of bridge ${bridge} is missing`);
     }
   }
 }

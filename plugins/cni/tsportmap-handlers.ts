@@ -163,7 +163,8 @@ export class TsportmapHandlers implements PluginHandlers {
         throw new CniError(ErrorCode.Internal, `tsportmap CHECK: recorded mappings ${JSON.stringify(p.requested)} differ from runtimeConfig.portMappings`);
       }
       const { checkBindings } = await import('./portmap-check.js');
-      await checkBindings(p.bindings);
+      const { readFirewallBackend, stateDirOfStore } = await import('./host-state.js');
+      await checkBindings(p.bindings, readFirewallBackend(stateDirOfStore(this.storeUrl(req))) ?? 'iptables');
     });
   }
 

@@ -82,6 +82,15 @@ async function rulesOf(host: Netns, ip: string) {
   };
 }
 
+/** CHECK of every plugin of the list (libcni order), as a runtime runs it; '' when all pass. */
+async function check(w: World, list: FaultConflist, a: { containerId: string; netns: string; ifname: string }, prev: unknown): Promise<string> {
+  for (let i = 0; i < list.plugins.length; i++) {
+    const r = await w.rt.invoke(list.plugins[i]!.type, 'CHECK', w.rt.pluginConf(list, i, a, prev), a);
+    if (r.code !== 0) return `${list.plugins[i]!.type}: ${r.stdout}${r.stderr}`;
+  }
+  return '';
+}
+
 const recorded = (w: World) => readFileSync(join(w.dir, 'state', 'firewall-backend'), 'utf8').trim();
 
 test('standalone tsbridge/tsportmap program the nft backend the daemon recorded; the restarted daemon keeps and then removes them', async (t) => {
@@ -102,10 +111,14 @@ test('standalone tsbridge/tsportmap program the nft backend the daemon recorded;
   t.true(r.relay, 'the FORWARD relay past the DROP policy');
   await startEchoServer(w.ctr, 'ctr', [80], [], w.servers);
   t.is(await reach(w.nb, 'tcp', HOST, 18081), `ctr ${NB}`, 'the published port answers with the daemon down');
+  t.is(await check(w, list, a, add.json), '', 'standalone CHECK finds the rules in the nft table');
 
   d = await w.daemon('nft');
   t.is(await reach(w.nb, 'tcp', HOST, 18081), `ctr ${NB}`, 'and after the daemon is back');
   t.false(d.records().some((x) => /firewall backend switched/.test(String(x.msg))), 'same backend: no switch');
+  t.is(await check(w, list, a, add.json), '', 'CHECK through the daemon too');
+  await w.host.exec(NFT_BIN, ['delete', 'element', 'inet', 'tsoverlay', 'pub4any', '{', 'tcp', '.', '18081', '}']);
+  t.regex(await check(w, list, a, add.json), /tsportmap: .*nft element .* is missing/, 'CHECK sees a deleted element');
   const del = await w.rt.del(list, a, add.json);
   t.is(del.code, 0, del.stdout + del.stderr);
   r = await rulesOf(w.host, ip);
