@@ -161,6 +161,20 @@ export class Daemon {
       if (!(err instanceof HostStateError)) throw err;
     }
     this.log.info({ dir }, 'start-up: waiting for standalone CNI calls to finish');
+    // The wait below blocks this thread (a SQLite busy loop): get the line out first, or it
+    // sits in the logger's buffer until the wait ends.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 1000);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      try {
+        this.log.flush(done);
+      } catch {
+        done();
+      }
+    });
     try {
       return await HostStateLock.acquire(dir, 'exclusive', STARTUP_LOCK_WAIT_MS);
     } catch (err) {
