@@ -2,7 +2,6 @@
 // chain (endpoints → services → SkyDNS → zone → forwarder). Listeners can be changed while
 // running (the per-host daemon follows its networks' gateways); addresses not yet on the host
 // are retried until they appear.
-import dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import { soaRecord, BackendHandler, ForwardHandler, ZoneHandler, type Handler } from './handlers.js';
 import { EndpointBackend } from './endpoint-backend.js';
@@ -18,6 +17,7 @@ import type { DnsLog } from './store-sync.js';
 import { createTcpServer, type TcpLimits, type TcpListener } from './tcp.js';
 import { ResolvConfWatcher, type Upstream } from './upstreams.js';
 import { parseAddress } from './address.js';
+import { listenUdp, type UdpListener, type UdpMode } from './udp-listener.js';
 
 /** An address to serve on (UDP and TCP); port 0 picks a free port (tests). */
 export interface ListenAddress {
@@ -57,13 +57,15 @@ export interface DnsServerOptions {
   /** Keep retrying addresses that cannot be bound yet instead of failing start() (default false). */
   retryBind?: boolean;
   bindRetryMs?: number;
+  /** UDP path: the batched native addon when built (auto, default), only it, or node:dgram; default from $TSOVERLAY_DNS_UDP. */
+  udp?: UdpMode;
   log?: DnsLog;
 }
 
 interface Listener {
   host: string;
   port: number;
-  udp: dgram.Socket;
+  udp: UdpListener;
   tcp: TcpListener;
 }
 
@@ -193,7 +195,7 @@ export class DnsServer {
     // With port 0, UDP picks the port and TCP must get the same one: retry a few times on a clash.
     for (let attempt = 0; ; attempt++) {
       const udp = await this.bindUdp(want);
-      const port = udp.address().port;
+      const port = udp.port;
       try {
         const tcp = createTcpServer(this.responder, want.host, this.opts.tcp);
         await listenTcp(tcp, want.host, port);
@@ -205,28 +207,17 @@ export class DnsServer {
     }
   }
 
-  private bindUdp(want: ListenAddress): Promise<dgram.Socket> {
-    const family = isIP(want.host) === 6 ? 6 : 4;
-    const sock = dgram.createSocket({
-      type: family === 6 ? 'udp6' : 'udp4',
-      // Replies go to literal addresses: skip the resolver lookup dgram does per send.
-      lookup: (host: string, _o: unknown, cb: (e: Error | null, a: string, f: number) => void) => cb(null, host, family),
-    } as dgram.SocketOptions);
-    const local = want.host;
-    sock.on('message', (msg, rinfo) => {
-      const r = this.responder.cachedReply(msg, rinfo.address, local, false) ?? this.responder.respondUncached(msg, { address: rinfo.address, local, tcp: false });
-      if (r === undefined) return;
-      if (r instanceof Promise) void r.then((out) => out && !this.stopped && sock.send(out, rinfo.port, rinfo.address));
-      else sock.send(r, rinfo.port, rinfo.address);
-    });
-    return new Promise((resolve, reject) => {
-      sock.once('error', (err) => reject(listenError(want, err)));
-      sock.bind(want.port, want.host, () => {
-        sock.removeAllListeners('error');
-        sock.on('error', (err) => this.opts.log?.('dns: udp socket error', { listen: id(want), error: err.message }));
-        resolve(sock);
-      });
-    });
+  private async bindUdp(want: ListenAddress): Promise<UdpListener> {
+    try {
+      return await listenUdp({ ...want, responder: this.responder, mode: this.opts.udp, stopped: () => this.stopped, log: this.opts.log });
+    } catch (err) {
+      throw listenError(want, err);
+    }
+  }
+
+  /** Which UDP path each listener uses ("native" or "dgram"). */
+  udpKinds(): string[] {
+    return [...this.listeners.values()].map((l) => l.udp.kind);
   }
 }
 
@@ -255,10 +246,6 @@ function listenTcp(tcp: TcpListener, host: string, port: number): Promise<void> 
 }
 
 async function closeListener(l: Listener): Promise<void> {
-  try {
-    l.udp.close();
-  } catch {
-    /* already closed */
-  }
+  l.udp.close();
   await l.tcp.close();
 }
