@@ -6,8 +6,9 @@
 // The machine is shared and noisy: after a warm-up, many short rounds rotate the order of the
 // servers (neighbouring runs see similar load) and the medians are reported, with the median of
 // the per-round ratios. CPU per query is the steadiest figure. A bare Node responder (same dgram
-// calls, no DNS work) shows the floor of Node's UDP path (--no-bare to skip it).
-// Run: npx tsx bench/dns.ts [--names 10000] [--seconds 2] [--rounds 9] [--rate 10000] [--workers 1,2] [--no-bare]
+// calls, no DNS work) shows the floor of Node's UDP path (--no-bare to skip it). Our server runs
+// on both UDP paths side by side: the batched native addon (dns/native/, must be built) and dgram.
+// Run: npx tsx bench/dns.ts [--names 10000] [--seconds 2] [--rounds 9] [--rate 10000] [--workers 1,2] [--paths native,dgram] [--no-bare]
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,9 +29,10 @@ const SECONDS = Number(arg('seconds', '2'));
 const ROUNDS = Number(arg('rounds', arg('pairs', '9')));
 const RATE = Number(arg('rate', '10000'));
 const WORKERS = arg('workers', '1,2').split(',').map(Number);
+const PATHS = arg('paths', 'native,dgram').split(',') as ('native' | 'dgram')[];
 const DNSMASQ = '127.0.0.2';
 const UPSTREAM = '127.0.0.3';
-const ours = (w: number) => `127.0.1.${w}`;
+const ours = (path: string, w: number) => `127.0.${path === 'dgram' ? 3 : 1}.${w}`;
 const BARE = '127.0.2.1';
 /** Also measure a bare Node responder (local qps only): the floor of Node's UDP path. */
 const WITH_BARE = !process.argv.includes('--no-bare');
@@ -188,11 +190,13 @@ async function main(): Promise<void> {
     // No answer cache on either side for forwarded names: every query goes upstream.
     const targets: Target[] = [{ name: 'dnsmasq', host: DNSMASQ, proc: masq(DNSMASQ, join(dir, 'hosts'), [`--server=${UPSTREAM}`, '--cache-size=0']) }];
     procs.push(targets[0]!.proc);
-    for (const w of WORKERS) {
-      const opts: StandaloneOptions = { storeUrl: `sqlite://${join(dir, 'store.db')}`, listen: [`${ours(w)}:53`], upstreams: [UPSTREAM], workers: w };
-      const proc = startIn(ns, process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--serve', JSON.stringify(opts)]);
-      procs.push(proc);
-      targets.push({ name: `tsoverlay×${w}`, host: ours(w), proc });
+    for (const path of PATHS) {
+      for (const w of WORKERS) {
+        const opts: StandaloneOptions = { storeUrl: `sqlite://${join(dir, 'store.db')}`, listen: [`${ours(path, w)}:53`], upstreams: [UPSTREAM], workers: w, udp: path };
+        const proc = startIn(ns, process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--serve', JSON.stringify(opts)]);
+        procs.push(proc);
+        targets.push({ name: `${path}×${w}`, host: ours(path, w), proc });
+      }
     }
     if (WITH_BARE) {
       const proc = startIn(ns, process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--bare', BARE]);
@@ -268,6 +272,14 @@ function report(targets: Target[], rounds: Map<string, Row>[]): void {
       `${line}, forwarded ${f(median(ratios(name, 'fwd')), 2)}×; queries lost: ${lost}; ` +
         `goals: local qps ≥ 0.8× ${median(local) >= 0.8 ? 'met' : 'NOT met'}, local p99 < 2 ms ${p99 < 2 ? 'met' : 'NOT met'}`,
     );
+  }
+  // The two UDP paths of our server against each other, round by round.
+  for (const w of WORKERS) {
+    const [n, d] = [`native×${w}`, `dgram×${w}`];
+    if (!rounds[0]?.has(n) || !rounds[0]?.has(d)) continue;
+    const r = rounds.map((x) => x.get(n)!.local.qps / x.get(d)!.local.qps);
+    const cpu = (name: string) => median(col(name, (x) => x.local.cpuUs));
+    console.log(`${n} vs ${d}: median per-round local qps ratio ${f(median(r), 2)}× (rounds ${r.map((x) => f(x, 2)).join(' ')}); CPU µs per local query ${f(cpu(n), 1)} vs ${f(cpu(d), 1)}`);
   }
 }
 

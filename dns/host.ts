@@ -7,6 +7,7 @@ import { EndpointScopes } from './scope.js';
 import { DnsServer, type ListenAddress, type TtlOptions } from './server.js';
 import { StoreSync, type DnsLog } from './store-sync.js';
 import type { TcpLimits } from './tcp.js';
+import type { UdpMode } from './udp-listener.js';
 import type { Upstream } from './upstreams.js';
 
 export interface HostDnsOptions {
@@ -25,6 +26,8 @@ export interface HostDnsOptions {
   ttl?: TtlOptions;
   tcp?: TcpLimits;
   forwardTimeoutMs?: number;
+  /** UDP path: batched native addon when built (auto), or force native / dgram; default $TSOVERLAY_DNS_UDP or auto. */
+  udp?: UdpMode;
   /** Retry period for gateway addresses not yet on the host (default 1000 ms). */
   bindRetryMs?: number;
   log?: DnsLog;
@@ -70,6 +73,7 @@ export class HostDns {
       forwardTimeoutMs: opts.forwardTimeoutMs,
       retryBind: true,
       bindRetryMs: opts.bindRetryMs,
+      udp: opts.udp,
       log: opts.log,
     });
     const h = new HostDns(opts, index, sync, server);

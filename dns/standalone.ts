@@ -8,6 +8,7 @@ import { RecordIndex } from './record-index.js';
 import { OpenScopes } from './scope.js';
 import { DnsServer, domainKey, type ListenAddress, type TtlOptions } from './server.js';
 import type { TcpLimits } from './tcp.js';
+import type { UdpMode } from './udp-listener.js';
 import { StoreSync, type DnsLog } from './store-sync.js';
 import { parseUpstream, type Upstream } from './upstreams.js';
 
@@ -27,6 +28,8 @@ export interface StandaloneOptions {
   /** Read SkyDNS records under /skydns/ (default true). */
   skydns?: boolean;
   resolvConf?: string;
+  /** UDP path: batched native addon when built (auto), or force native / dgram; default $TSOVERLAY_DNS_UDP or auto. */
+  udp?: UdpMode;
   /** More than 1: that many processes share the sockets (node:cluster); default 1, in this process. */
   workers?: number;
   log?: DnsLog;
@@ -77,6 +80,7 @@ export async function serveStandalone(opts: StandaloneOptions): Promise<Standalo
       ttl: opts.ttl,
       tcp: opts.tcp,
       skydns: opts.skydns ?? true,
+      udp: opts.udp,
       log: opts.log,
     });
     await server.start();
