@@ -188,14 +188,22 @@ export class Daemon {
    * Under the start-up lock: when the backend recorded in the meeting directory is not ours (the
    * host switched; nothing recorded means the iptables of older daemons and of the standalone
    * executables), remove the other backend's rules, then record ours so the standalone
-   * executables program the same one while we are down.
+   * executables program the same one while we are down. A failed removal is logged and leaves
+   * the record as it was: the next start tries again.
    */
   private async settleFirewallBackend(dir: string, tools: NetnsTools): Promise<void> {
     const chosen = this.cfg.firewallBackend;
     const recorded = readFirewallBackend(dir);
     if (recorded === chosen) return;
     const other = chosen === 'nft' ? 'iptables' : 'nft';
-    const removed = await removeBackendRules(other, tools);
+    let removed: number;
+    try {
+      removed = await removeBackendRules(other, tools);
+    } catch (err) {
+      // Not fatal (our own backend works); the choice stays unrecorded, so the next start retries.
+      this.log.warn({ err: (err as Error).message, from: recorded ?? other, to: chosen }, `firewall backend switch: the ${other} backend's rules could not be removed`);
+      return;
+    }
     if (recorded !== undefined || removed > 0) {
       this.log.info({ from: recorded ?? other, to: chosen, removed }, `firewall backend switched to ${chosen}: removed the ${other} backend's rules`);
     }
