@@ -17,6 +17,7 @@ import { DnsServer, type ListenAddress } from '../../dns/server.js';
 import { buildQuery, indexWith, udpAsk } from './helpers.js';
 
 const NAMES = 200;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ip = (i: number) => `10.7.${i >> 8}.${(i & 0xff) + 1}`;
 
 function records(): RecordIndex {
@@ -120,10 +121,9 @@ test('malformed, oversized and odd datagrams get the same replies (or none) as o
   many.writeUInt16BE(3, 4);
   const big = Buffer.concat([buildQuery('n6', T.A, { id: 8, edns: 1232 }), Buffer.alloc(60_000, 0x41)]);
   const cases = [Buffer.alloc(0), Buffer.from([1, 2, 3]), q.subarray(0, 12), q.subarray(0, q.length - 2), loop, many, big, Buffer.alloc(1500, 0xff), buildQuery('n7', 65000, { id: 9 }), buildQuery('n8', T.A, { id: 10, cls: 3 })];
-  for (const [i, c] of cases.entries()) {
-    const [a, b] = await Promise.all([udpAsk(nat.host, nat.port, c, { timeoutMs: 300 }), udpAsk(dgr.host, dgr.port, c, { timeoutMs: 300 })]);
-    t.deepEqual(a?.toString('hex'), b?.toString('hex'), `case ${i}`);
-  }
+  const ask = (to: ListenAddress, c: Buffer) => udpAsk(to.host, to.port, c, { timeoutMs: 1500 });
+  const replies = await Promise.all(cases.map((c) => Promise.all([ask(nat, c), ask(dgr, c)])));
+  replies.forEach(([a, b], i) => t.deepEqual(a?.toString('hex'), b?.toString('hex'), `case ${i}`));
   const ok = decodeMessage((await udpAsk(nat.host, nat.port, q))!)!;
   t.deepEqual(ok.answers.map((x) => String(x.data)), [ip(5)]);
 });
@@ -143,11 +143,15 @@ test.serial('stopping while queries flow neither crashes nor answers afterwards;
     const flood = setInterval(() => {
       for (let i = 0; i < 50; i++) sock.send(q, port, host);
     }, 1);
-    await new Promise((r) => setTimeout(r, 60));
+    for (let waited = 0; answered < 100 && waited < 3000; waited += 10) await sleep(10);
     await server.stop();
-    await new Promise((r) => setTimeout(r, 20));
-    const before = answered;
-    await new Promise((r) => setTimeout(r, 60));
+    // Replies sent before the stop may still sit in the client's socket: wait until none arrive.
+    let before = -1;
+    while (before !== answered) {
+      before = answered;
+      await sleep(30);
+    }
+    await sleep(60);
     clearInterval(flood);
     sock.close();
     t.true(before > 0, `round ${round}: answers while running`);
