@@ -114,7 +114,10 @@ class NativeUdp implements UdpListener {
   /** Hand the socket to the addon; undefined (dgram keeps it) when that is not possible. */
   static attach(sock: dgram.Socket, addon: UdpBatchAddon, o: UdpListenOptions): NativeUdp | undefined {
     const h = uvHandle(sock);
-    if (!h || typeof h.fd !== 'number' || h.fd < 0 || typeof h.recvStop !== 'function') return undefined;
+    if (!h || typeof h.fd !== 'number' || h.fd < 0 || typeof h.recvStop !== 'function') {
+      o.log?.('dns: native UDP path unavailable (no socket handle in this Node version), using dgram', { listen: `${o.host}|${o.port}` });
+      return undefined;
+    }
     h.recvStop();
     try {
       return new NativeUdp(sock, addon, h.fd, o);

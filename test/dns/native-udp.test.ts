@@ -170,3 +170,50 @@ test('by default (auto) a server uses the native path when the addon loads; TSOV
   const { host, port } = forced.addresses()[0]!;
   t.deepEqual(decodeMessage((await udpAsk(host, port, buildQuery('n3', T.A)))!)!.answers.map((x) => String(x.data)), [ip(3)]);
 });
+
+test('the addon ignores out-lengths and peer lengths from JS that are out of bounds, and checks its arguments', async (t) => {
+  if (!ensureAddon(t)) return t.pass();
+  const addon = loadUdpBatch().addon!;
+  const server = dgram.createSocket('udp4');
+  await new Promise<void>((r) => server.bind(0, '127.0.0.1', r));
+  t.teardown(() => server.close());
+  const key = Object.getOwnPropertySymbols(server).find((s) => s.description === 'state symbol')!;
+  const handle = (server as unknown as Record<symbol, { handle: { fd: number; recvStop(): void } }>)[key].handle;
+  handle.recvStop();
+  let batches = 0;
+  const opened = addon.open(handle.fd, (n) => {
+    batches++;
+    const w = new Uint32Array(opened.ctrl);
+    const out = Buffer.from(opened.out);
+    const [inAt, outAt] = [(opened.batch * addon.peer) / 4, (opened.batch * addon.peer) / 4 + 2 * opened.batch];
+    for (let i = 0; i < n; i++) {
+      const tag = Buffer.from(opened.in, i * addon.slot, w[inAt + i]!).toString();
+      out.write(`re:${tag}`, i * addon.slot);
+      w[outAt + i] = 3 + tag.length;
+      if (tag === 'huge') w[outAt + i] = addon.slot + 1;
+      if (tag === 'max') w[outAt + i] = 0xffffffff;
+      if (tag === 'badpeer') w[(i * addon.peer) / 4 + 7] = 4096; // its sockaddr length
+    }
+  });
+  t.teardown(() => addon.close(opened.handle));
+  const { port } = server.address();
+  const client = dgram.createSocket('udp4');
+  const got: string[] = [];
+  client.on('message', (m) => got.push(m.toString()));
+  await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+  t.teardown(() => client.close());
+  for (const m of ['a', 'huge', 'max', 'badpeer', 'b']) client.send(m, port, '127.0.0.1');
+  for (let waited = 0; got.length < 2 && waited < 3000; waited += 10) await sleep(10);
+  await sleep(50);
+  t.deepEqual(got.sort(), ['re:a', 're:b']);
+  t.true(batches >= 1);
+  const s = addon.stats(opened.handle);
+  t.is(s[0], 5);
+  t.is(s[1], 2);
+  t.throws(() => addon.sendTo(opened.handle, Buffer.from('x'), Buffer.alloc(8)), { message: /sendTo/ });
+  t.throws(() => addon.sendTo({}, Buffer.from('x'), Buffer.alloc(32)), { message: /sendTo/ });
+  t.throws(() => addon.open(-1, () => {}), { message: /open/ });
+  const peer = Buffer.alloc(32);
+  peer.writeUInt32LE(4096, 28);
+  t.not(addon.sendTo(opened.handle, Buffer.from('x'), peer), 0, 'a bad peer length is an error, not a read past the buffer');
+});
