@@ -215,34 +215,40 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   batch_t *b = calloc(1, sizeof *b);
-  if (!b) return NULL;
-  b->env = env;
-  b->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (b->fd >= 0) {
-    uv_loop_t *loop;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &b->poll, b->fd) != 0) {
-      close(b->fd);
-      b->fd = -1;
-    }
-  }
-  if (b->fd < 0) {
-    free(b);
-    napi_throw_error(env, "native-failed", "cannot watch the socket");
+  if (!b) {
+    napi_throw_error(env, "native-failed", "out of memory");
     return NULL;
   }
-  b->poll.data = b;
+  b->env = env;
+  b->fd = -1;
+  /* Every JS object first (a failure there leaves no libuv handle behind), then the poll. */
   CHECK(env, napi_create_object(env, &res));
   CHECK(env, napi_create_external(env, b, NULL, NULL, &handle));
   CHECK(env, napi_set_named_property(env, res, "handle", handle));
   CHECK(env, napi_set_named_property(env, res, "in", make_buffer(env, (size_t)BATCH * SLOT, &b->in, &b->in_ref)));
   CHECK(env, napi_set_named_property(env, res, "out", make_buffer(env, (size_t)BATCH * SLOT, &b->out, &b->out_ref)));
   CHECK(env, napi_set_named_property(env, res, "ctrl", make_buffer(env, CTRL_SIZE, &b->ctrl, &b->ctrl_ref)));
-  CHECK(env, napi_create_reference(env, argv[1], 1, &b->cb_ref));
-  CHECK(env, napi_create_reference(env, res, 1, &b->self_ref));
-  CHECK(env, napi_create_string_utf8(env, "tsoverlay:udp-batch", NAPI_AUTO_LENGTH, &name));
-  CHECK(env, napi_async_init(env, NULL, name, &b->async));
   CHECK(env, napi_create_uint32(env, BATCH, &v));
   CHECK(env, napi_set_named_property(env, res, "batch", v));
+  CHECK(env, napi_create_string_utf8(env, "tsoverlay:udp-batch", NAPI_AUTO_LENGTH, &name));
+  CHECK(env, napi_async_init(env, NULL, name, &b->async));
+  CHECK(env, napi_create_reference(env, argv[1], 1, &b->cb_ref));
+  CHECK(env, napi_create_reference(env, res, 1, &b->self_ref));
+  uv_loop_t *loop;
+  b->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (b->fd < 0 || napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &b->poll, b->fd) != 0) {
+    if (b->fd >= 0) close(b->fd);
+    napi_async_destroy(env, b->async);
+    napi_delete_reference(env, b->cb_ref);
+    napi_delete_reference(env, b->self_ref);
+    napi_delete_reference(env, b->in_ref);
+    napi_delete_reference(env, b->out_ref);
+    napi_delete_reference(env, b->ctrl_ref);
+    free(b);
+    napi_throw_error(env, "native-failed", "cannot watch the socket");
+    return NULL;
+  }
+  b->poll.data = b;
   uv_poll_start(&b->poll, UV_READABLE, on_poll);
   return res;
 }
