@@ -24,7 +24,7 @@ import { startLocalApi, type LocalApi } from './local-api.js';
 import { NetworkAdmin } from './network-admin.js';
 import { startStoreRules, type StoreRules } from './store-rules.js';
 import { startObservability, type Observability } from './observability/index.js';
-import { adoptHostId, daemonStateDir, ensureDir, HostStateError, HostStateLock, readFirewallBackend, recordFirewallBackend } from '../plugins/cni/host-state.js';
+import { adoptHostId, daemonStateDir, ensureDir, HostStateError, HostStateLock, readFirewallBackend, recordFirewallBackend, type HeldLock } from '../plugins/cni/host-state.js';
 import type { Logger } from './log.js';
 
 export const VERSION = '0.1.0';
@@ -73,7 +73,7 @@ export class Daemon {
 
   /** Start every part; on failure, whatever was started is stopped again. */
   async start(): Promise<void> {
-    let startup: HostStateLock | undefined;
+    let startup: HeldLock | undefined;
     try {
       this.makeDirs();
       // The directory the standalone CNI executables share with us: our host id, so they record
@@ -154,29 +154,16 @@ export class Daemon {
    * new ones until the local API answers. Calls that outlast STARTUP_LOCK_WAIT_MS (a hung
    * plugin) are logged and not waited for.
    */
-  private async startupLock(dir: string): Promise<HostStateLock | undefined> {
+  private async startupLock(dir: string): Promise<HeldLock | undefined> {
     try {
       return await HostStateLock.acquire(dir, 'exclusive', 0);
     } catch (err) {
       if (!(err instanceof HostStateError)) throw err;
     }
     this.log.info({ dir }, 'start-up: waiting for standalone CNI calls to finish');
-    // The wait below blocks this thread (a SQLite busy loop): get the line out first, or it
-    // sits in the logger's buffer until the wait ends.
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 1000);
-      const done = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      try {
-        this.log.flush(done);
-      } catch {
-        done();
-      }
-    });
+    // The wait runs in a worker thread: this process keeps logging and answering signals.
     try {
-      return await HostStateLock.acquire(dir, 'exclusive', STARTUP_LOCK_WAIT_MS);
+      return await HostStateLock.acquireOffThread(dir, 'exclusive', STARTUP_LOCK_WAIT_MS);
     } catch (err) {
       if (!(err instanceof HostStateError)) throw err;
       this.log.warn({ err: err.message }, 'standalone CNI calls still running: starting without the start-up lock');

@@ -4,8 +4,10 @@
 // (`host.lock`). Node built-ins only, plus better-sqlite3 when a lock is taken.
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { BACKEND_KINDS, type BackendKind } from '../../proxy/backend.js';
 import { CodedError } from '../../store/errors.js';
@@ -175,7 +177,57 @@ export class HostStateLock {
       this.db.close();
     }
   }
+
+  /**
+   * As `acquire`, but the wait happens in a worker thread that then holds the lock, so the
+   * caller's event loop keeps running (a daemon waiting up to a minute for standalone calls
+   * still logs, answers signals and flushes its output). SQLite's busy wait keeps the lock's
+   * PENDING state meanwhile, so new shared holders queue behind the waiter as with `acquire`.
+   */
+  static async acquireOffThread(dir: string, mode: 'shared' | 'exclusive', timeoutMs: number): Promise<HeldLock> {
+    const path = join(dir, HOST_LOCK_FILE);
+    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
+    const worker = new Worker(LOCK_WORKER, { eval: true, workerData: { sqlite, path, mode, timeoutMs } });
+    worker.unref();
+    const answer = await new Promise<{ ok: boolean; busy?: boolean; error?: string }>((resolve) => {
+      worker.once('message', resolve);
+      worker.once('error', (err) => resolve({ ok: false, error: err.message }));
+      worker.once('exit', (code) => resolve({ ok: false, error: `lock worker exited (${code})` }));
+    });
+    if (!answer.ok) {
+      await worker.terminate();
+      if (answer.busy) {
+        throw new HostStateError('host-lock-busy', `${path}: not obtained within ${timeoutMs} ms (${mode === 'shared' ? 'the tsoverlay daemon is starting' : 'standalone CNI calls are running'})`);
+      }
+      throw new Error(`${path}: ${answer.error}`);
+    }
+    return { release: () => worker.postMessage('release') };
+  }
 }
+
+/** A lock held until `release()`. */
+export interface HeldLock {
+  release(): void;
+}
+
+// The worker of `acquireOffThread` (CommonJS, eval'd): take the lock, say so, hold it until
+// told to release (or until the process ends, when the kernel drops it).
+const LOCK_WORKER = `
+const { parentPort, workerData: w } = require('node:worker_threads');
+const Sqlite = require(w.sqlite);
+let db;
+try {
+  db = new Sqlite(w.path, { timeout: w.timeoutMs });
+  if (w.mode === 'exclusive') db.exec('BEGIN EXCLUSIVE');
+  else { db.exec('BEGIN'); db.prepare('SELECT count(*) FROM sqlite_master').get(); }
+} catch (err) {
+  try { db && db.close(); } catch {}
+  parentPort.postMessage({ ok: false, busy: err && err.code === 'SQLITE_BUSY', error: String(err && err.message) });
+  process.exit(0);
+}
+parentPort.once('message', () => { try { db.exec('COMMIT'); } finally { db.close(); process.exit(0); } });
+parentPort.postMessage({ ok: true });
+`;
 
 /** Create `dir` (0755) when missing. */
 export function ensureDir(dir: string): void {
