@@ -34,6 +34,30 @@ export interface FirewallBackend {
   close(): void;
 }
 
+/** The desired-state model a backend renders into (DesiredState for iptables, NftDesired for nft). */
+export type DesiredModel = Pick<FirewallBackend, 'setNetworks' | 'setBindings' | 'setLink' | 'setService'>;
+
+/** What both backends share: the four mutators go to their desired-state model unchanged. */
+export abstract class DesiredBackend<D extends DesiredModel> {
+  constructor(readonly desired: D) {}
+
+  setNetworks(networks: readonly NetworkState[]): Changed {
+    return this.desired.setNetworks(networks);
+  }
+
+  setBindings(endpointId: string, before: readonly PortBinding[], after: readonly PortBinding[]): Changed {
+    return this.desired.setBindings(endpointId, before, after);
+  }
+
+  setLink(id: string, state: LinkState | undefined): Changed {
+    return this.desired.setLink(id, state);
+  }
+
+  setService(name: string, state: ServiceState | undefined): Changed {
+    return this.desired.setService(name, state);
+  }
+}
+
 /** Validate a configured backend name. */
 export function backendKind(value: unknown): BackendKind {
   if (typeof value === 'string' && (BACKEND_KINDS as readonly string[]).includes(value)) return value as BackendKind;

@@ -1,7 +1,6 @@
 // The iptables implementation of FirewallBackend: DesiredState renders TSO-* chains, one
 // IptablesBackend per family applies the changed chains with iptables-restore --noflush.
-import type { FirewallBackend } from './backend.js';
-import type { LinkState, NetworkState, PortBinding, ServiceState } from './build.js';
+import { DesiredBackend, type FirewallBackend } from './backend.js';
 import { DesiredState, type Changed } from './desired.js';
 import type { NetnsTools } from './exec.js';
 import { IptablesBackend, type ApplyStats } from './iptables.js';
@@ -9,31 +8,15 @@ import type { Family } from './rules.js';
 
 const FAMILIES: readonly Family[] = [4, 6];
 
-export class IptablesRules implements FirewallBackend {
+export class IptablesRules extends DesiredBackend<DesiredState> implements FirewallBackend {
   readonly kind = 'iptables' as const;
-  readonly desired = new DesiredState();
   private readonly backends: Record<Family, IptablesBackend>;
   /** Families this process has synced or reconciled at least once. */
   private readonly synced = new Set<Family>();
 
   constructor(tools: NetnsTools) {
+    super(new DesiredState());
     this.backends = { 4: new IptablesBackend({ family: 4, tools }), 6: new IptablesBackend({ family: 6, tools }) };
-  }
-
-  setNetworks(networks: readonly NetworkState[]): Changed {
-    return this.desired.setNetworks(networks);
-  }
-
-  setBindings(endpointId: string, before: readonly PortBinding[], after: readonly PortBinding[]): Changed {
-    return this.desired.setBindings(endpointId, before, after);
-  }
-
-  setLink(id: string, state: LinkState | undefined): Changed {
-    return this.desired.setLink(id, state);
-  }
-
-  setService(name: string, state: ServiceState | undefined): Changed {
-    return this.desired.setService(name, state);
   }
 
   /**

@@ -1,9 +1,8 @@
 // The nft implementation of FirewallBackend: one `table inet tsoverlay` whose published ports,
 // service VIPs and links are map/set elements, so one change is one small `nft -f -` transaction.
 // Also keeps one iptables rule per family that lets our accepted forwards past a FORWARD DROP policy.
-import type { FirewallBackend } from './backend.js';
-import type { LinkState, NetworkState, PortBinding, ServiceState } from './build.js';
-import { DesiredState, type Changed } from './desired.js';
+import { DesiredBackend, type FirewallBackend } from './backend.js';
+import type { Changed } from './desired.js';
 import type { NetnsTools } from './exec.js';
 import type { ApplyStats } from './iptables.js';
 import { NftDesired } from './nft-desired.js';
@@ -15,29 +14,13 @@ const MARK = `0x${ACCEPT_MARK.toString(16)}`;
 /** As iptables-save prints it. */
 export const RELAY_RULE = `-A FORWARD -m mark --mark ${MARK}/${MARK} -j ACCEPT`;
 
-export class NftRules implements FirewallBackend {
+export class NftRules extends DesiredBackend<NftDesired> implements FirewallBackend {
   readonly kind = 'nft' as const;
-  readonly desired = new NftDesired();
   readonly kernel: NftKernel;
 
   constructor(private readonly tools: NetnsTools) {
+    super(new NftDesired());
     this.kernel = new NftKernel(tools);
-  }
-
-  setNetworks(networks: readonly NetworkState[]): Changed {
-    return this.desired.setNetworks(networks);
-  }
-
-  setBindings(endpointId: string, before: readonly PortBinding[], after: readonly PortBinding[]): Changed {
-    return this.desired.setBindings(endpointId, before, after);
-  }
-
-  setLink(id: string, state: LinkState | undefined): Changed {
-    return this.desired.setLink(id, state);
-  }
-
-  setService(name: string, state: ServiceState | undefined): Changed {
-    return this.desired.setService(name, state);
   }
 
   /** One transaction for both families; a first sync or a vanished table brings in everything desired. */
