@@ -3,20 +3,9 @@
 import { Ipam, type Allocation, type PoolInfo } from '../../ipam/index.js';
 import { RecordStore } from '../../plugins/drivers/common/record-store.js';
 import type { EndpointRecord, NetworkRecord } from '../../plugins/drivers/common/records.js';
-import { openStore } from '../../store/open.js';
-import type { Store } from '../../store/types.js';
 import { findEndpoint, RecordError } from '../link-records.js';
 import { findNetwork } from './links-services.js';
-import type { LsOptions } from './ls.js';
-
-async function withStore<T>(opts: LsOptions, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(opts.store ?? `sqlite://${opts.stateDir}/store.db`);
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
+import { withStore, type LsOptions } from './ls.js';
 
 const printJson = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 

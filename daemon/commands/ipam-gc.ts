@@ -6,9 +6,8 @@
 import { Ipam, parseOwner, type Allocation } from '../../ipam/index.js';
 import { listAttachments } from '../../plugins/cni/attachments.js';
 import { RecordStore } from '../../plugins/drivers/common/record-store.js';
-import { openStore } from '../../store/open.js';
 import type { Store } from '../../store/types.js';
-import { networkOf, printRows, UsageError, type LsOptions } from './ls.js';
+import { networkOf, printRows, UsageError, withStore, type LsOptions } from './ls.js';
 
 export interface IpamGcOptions extends LsOptions {
   dryRun?: boolean;
@@ -61,8 +60,7 @@ function graceMs(v: string | undefined): number {
 /** `tsoverlay ipam gc`: prints what was (or with --dry-run would be) released, as `ipam ls` rows. */
 export async function ipamGc(opts: IpamGcOptions): Promise<number> {
   const grace = graceMs(opts.grace);
-  const store = await openStore(opts.store ?? `sqlite://${opts.stateDir}/store.db`);
-  try {
+  return withStore(opts, async (store) => {
     const ipam = new Ipam(store, { hostId: 'cli' });
     if (opts.pool !== undefined) await ipam.getPool(opts.pool); // unknown-pool names it
     const live = await readLiveness(store);
@@ -83,7 +81,5 @@ export async function ipamGc(opts: IpamGcOptions): Promise<number> {
       process.stdout.write(opts.dryRun ? `would release ${n} (dry run: nothing changed)\n` : `released ${n}\n`);
     }
     return 0;
-  } finally {
-    await store.close();
-  }
+  });
 }

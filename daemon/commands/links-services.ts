@@ -6,10 +6,9 @@ import type { EndpointRecord, NetworkRecord } from '../../plugins/drivers/common
 import { endpointView, selectBackends, type ServiceRecord } from '../../proxy/services.js';
 import { checkService } from '../../proxy/specs.js';
 import { keys, lastSegment } from '../../store/keys.js';
-import { openStore } from '../../store/open.js';
 import type { Store } from '../../store/types.js';
 import { checkRef, decodeLinkRecord, findEndpoint, linkAddresses, linkEnv, linkPorts, parseLinkPort, RecordError, refOf, type LinkRecord } from '../link-records.js';
-import { printRows } from './ls.js';
+import { printRows, withStore } from './ls.js';
 
 export interface StoreCommandOptions {
   store?: string;
@@ -17,15 +16,6 @@ export interface StoreCommandOptions {
   json?: boolean;
   /** false (`--no-trunc`): tables show 64-character ids in full. */
   trunc?: boolean;
-}
-
-async function withStore<T>(opts: StoreCommandOptions, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(opts.store ?? `sqlite://${opts.stateDir}/store.db`);
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
 }
 
 const print = (line: string) => process.stdout.write(`${line}\n`);

@@ -62,8 +62,8 @@ function idFlag(flag: string, v: string | undefined): string | undefined {
   return v;
 }
 
-/** Open the store named by the options, run fn, close the store. */
-async function withStore<T>(opts: LsOptions, fn: (store: Store) => Promise<T>): Promise<T> {
+/** Open the store named by the options (default: the state dir's SQLite store), run fn, close it. */
+export async function withStore<T>(opts: LsOptions, fn: (store: Store) => Promise<T>): Promise<T> {
   const store = await openStore(opts.store ?? `sqlite://${opts.stateDir}/store.db`);
   try {
     return await fn(store);
