@@ -48,6 +48,8 @@ export interface DockerPlugins {
 
 /** How often leaks are looked for (the first pass runs once the plugins are served). */
 export const ENGINE_GC_INTERVAL_MS = 5 * 60_000;
+/** Records younger than this may belong to a call in flight (the engine retries for 30 s). */
+export const ENGINE_GC_GRACE_MS = 60_000;
 
 /** The plugin names the engine sees. */
 export const PLUGIN_NAMES = Object.freeze({ bridge: 'tsbridge', host: 'tshost', overlay: 'tsoverlay', ipam: 'tsipam' });
@@ -67,6 +69,7 @@ export async function startDockerPlugins(deps: DockerPluginsDeps): Promise<Docke
     ipam: deps.ipam,
     hostId: deps.hostId,
     deleteEndpoint: (ep) => (ep.driver === 'host' ? host.deleteEndpoint(ep.networkId, ep.id) : bridge.deleteEndpoint(ep.networkId, ep.id)),
+    graceMs: ENGINE_GC_GRACE_MS,
     log,
   });
   const onJoined = (ref: { networkId: string; endpointId: string }) => engine.scheduleNames(ref);
@@ -85,6 +88,11 @@ export async function startDockerPlugins(deps: DockerPluginsDeps): Promise<Docke
   });
   const gc = () => engine.gc().catch((err: Error) => log.info({ engine: deps.dockerHost, err: err.message }, 'docker GC skipped: the engine cannot be asked'));
   void gc();
+  // A crash between the engine's calls leaves records whose rollback never reached us (the
+  // engine even retries with an empty body); they are young at start-up, so look again just
+  // after the grace period instead of a whole interval later.
+  const soon = setTimeout(gc, ENGINE_GC_GRACE_MS + 5_000);
+  soon.unref();
   const timer = setInterval(gc, ENGINE_GC_INTERVAL_MS);
   timer.unref();
   return {
@@ -94,6 +102,7 @@ export async function startDockerPlugins(deps: DockerPluginsDeps): Promise<Docke
     engine,
     async close() {
       clearInterval(timer);
+      clearTimeout(soon);
       engine.stop();
       await server.close();
       await bridgeNet.drain(); // teardown already answered to the engine finishes before we exit

@@ -107,3 +107,16 @@ export function eventually(fn: () => Promise<boolean>, timeoutMs = 10_000, what 
 export async function inspectNetwork(w: World, name: string): Promise<any> {
   return JSON.parse(await w.docker(['network', 'inspect', name]))[0];
 }
+
+/**
+ * For an afterEach.always hook: when the test failed, log what explains it — the daemon's
+ * warnings and errors and the tail of dockerd's log (the CI output keeps only the test log).
+ */
+export function logOnFailure(t: { passed: boolean; log(...v: unknown[]): void }, w: World | undefined): void {
+  if (t.passed || !w) return;
+  const bad = w.daemon.records().filter((r) => typeof r.level === 'number' && r.level >= 40);
+  for (const r of bad.slice(-40)) t.log(`daemon: ${JSON.stringify(r).slice(0, 600)}`);
+  const engineLog = w.engine.log().split('\n').filter((l) => /level=(error|warning)/.test(l));
+  for (const l of engineLog.slice(-30)) t.log(`dockerd: ${l.slice(0, 600)}`);
+}
+

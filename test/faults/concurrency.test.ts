@@ -7,10 +7,13 @@ import test from 'ava';
 import { startDaemon } from '../harness/daemon.js';
 import { NetnsSet, type Netns } from '../harness/netns.js';
 import { pluginDir } from '../cni/harness.js';
-import { startWorld } from '../docker/world.js';
+import { logOnFailure, startWorld, type World } from '../docker/world.js';
 import { auditHost, containerAddress, duplicates, pings } from './fixtures/audit.js';
 import { FaultRuntime, type Attachment, type FaultConflist, type Invocation } from './fixtures/cni-runtime.js';
 import { envInt, figures, fullRun, percentile, pool } from './fixtures/scenario.js';
+
+let dockerWorld: World | undefined;
+test.afterEach.always((t) => logOnFailure(t, dockerWorld));
 
 test.serial('N parallel CNI ADDs then N parallel DELs on one host: distinct addresses, all reachable, no leak', async (t) => {
   const n = envInt('TSO_FAULTS_PARALLEL', fullRun() ? 200 : 50);
@@ -92,7 +95,7 @@ test.serial('N parallel CNI ADDs then N parallel DELs on one host: distinct addr
 test.serial('Docker creates containers on a tsbridge network all at once: distinct addresses; cleanup leaves nothing', async (t) => {
   const n = envInt('TSO_FAULTS_DOCKER', 50);
   t.timeout(600_000);
-  const w = await startWorld('fzd50');
+  const w = (dockerWorld = await startWorld('fzd50'));
   t.teardown(() => w.cleanup());
   await w.docker(['network', 'create', '-d', 'tsbridge', '--ipam-driver', 'tsipam', '--subnet', '10.79.0.0/24', 'fzd50']);
   const names = Array.from({ length: n }, (_, i) => `fzdc${i}`);
@@ -111,7 +114,14 @@ test.serial('Docker creates containers on a tsbridge network all at once: distin
 
   const rmStarted = Date.now();
   await w.docker(['rm', '-f', ...names]);
-  await w.docker(['network', 'rm', 'fzd50']);
+  // dockerd releases a removed container's endpoint in its exit handler, which can trail
+  // `rm -f` by a while when 50 go at once: "has active endpoints" until then (bounded wait).
+  for (const until = Date.now() + 60_000; ; ) {
+    const r = await w.engine.tryDocker(['network', 'rm', 'fzd50']);
+    if (r.code === 0) break;
+    if (!/has active endpoints/.test(r.stderr) || Date.now() > until) throw new Error(`network rm fzd50: ${r.stderr}`);
+    await new Promise((res) => setTimeout(res, 500));
+  }
   const rmWallMs = Date.now() - rmStarted;
   const left = async () => [...(await w.keysLike('/endpoints/')), ...(await w.keysLike('/ipam/addresses/')), ...(await w.keysLike('/networks/'))];
   const settle = Date.now();

@@ -79,9 +79,25 @@ export class DockerEngine {
     return this.daemon?.log() ?? '';
   }
 
-  /** `docker -H <socket> ARGS`; resolves with stdout, throws with stderr on failure. */
-  docker(args: string[], opts: RunOptions = {}): Promise<string> {
-    return run(this.cli, ['-H', `unix://${this.socket}`, ...args], { ...opts, env: this.cliEnv() });
+  /**
+   * `docker -H <socket> ARGS`; resolves with stdout, throws with stderr on failure.
+   *
+   * dockerd 20.10's own prestart hook (libnetwork-setkey) now and then fails with a bare ENOENT
+   * ("error running hook #0 … no such file or directory") on a loaded machine, before any
+   * plugin of ours is asked anything new; the engine leaves the container created and stopped,
+   * and starting it again works. For `start NAME` and `run -d --name NAME …` this retries once
+   * with `start NAME`, and for `run --rm …` (removed by the engine) runs it again, writing a
+   * line to stderr; anything else (a Join of ours failing answers differently) throws at once.
+   */
+  async docker(args: string[], opts: RunOptions = {}): Promise<string> {
+    const r = await this.tryDocker(args, opts);
+    if (r.code === 0) return r.stdout;
+    const retry = HOOK_RACE.test(r.stderr) ? hookRaceRetry(args) : undefined;
+    if (!retry) throw new Error(`${this.cli} -H unix://${this.socket} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+    process.stderr.write(`[harness] dockerd set-key hook race on "docker ${args.slice(0, 4).join(' ')}…": retrying once\n`);
+    const again = await run(this.cli, ['-H', `unix://${this.socket}`, ...retry], { ...opts, env: this.cliEnv() });
+    // `run -d` prints the container id; `start` prints the name.
+    return args[0] === 'run' && retry[0] === 'start' ? (await this.docker(['inspect', '-f', '{{.Id}}', retry[1]!])).trim() + '\n' : again;
   }
 
   /** As `docker`, but resolves with code/stdout/stderr instead of throwing. */
@@ -89,18 +105,11 @@ export class DockerEngine {
     return tryRun(this.cli, ['-H', `unix://${this.socket}`, ...args], { ...opts, env: this.cliEnv() });
   }
 
-  /**
-   * `docker start NAME`. dockerd 20.10's own prestart hook (libnetwork-setkey) can fail
-   * with a bare ENOENT when a restarted container reuses its sandbox key while the
-   * engine is still removing the old namespace file; the engine leaves the container
-   * stopped and a second start succeeds. Retry once, only for that message, and say so
-   * in `onRetry` so the test log shows it; anything else (our Join failing included,
-   * which answers differently) throws at once.
-   */
+  /** `docker start NAME` (with `docker`'s one retry on the engine's set-key hook race, logged through onRetry). */
   async start(name: string, onRetry: (msg: string) => void = () => undefined): Promise<void> {
     const first = await this.tryDocker(['start', name]);
     if (first.code === 0) return;
-    if (!/error running hook #0:.*level=fatal msg="no such file or directory"/s.test(first.stderr)) {
+    if (!HOOK_RACE.test(first.stderr)) {
       throw new HarnessError('harness-docker-start', 'internal', `docker start ${name} exited ${first.code}: ${first.stderr}`);
     }
     onRetry(`docker start ${name}: engine set-key hook race, retrying once: ${first.stderr.trim()}`);
@@ -282,3 +291,17 @@ export async function startDockerd(opts: DockerdOptions): Promise<DockerEngine> 
     throw err;
   }
 }
+
+/** dockerd's libnetwork-setkey prestart hook failing with a bare ENOENT (see DockerEngine.docker). */
+const HOOK_RACE = /error running hook #0:.*level=fatal msg=\\?"no such file or directory/s;
+
+/** The command that finishes what a hook-race failure of `args` left undone, if it is safe to run. */
+function hookRaceRetry(args: string[]): string[] | undefined {
+  if (args[0] === 'start' && args.length === 2) return args;
+  if (args[0] !== 'run') return undefined;
+  if (args.includes('--rm')) return args;
+  const i = args.indexOf('--name');
+  if (args.includes('-d') && i > 0 && args[i + 1]) return ['start', args[i + 1]!];
+  return undefined;
+}
+
