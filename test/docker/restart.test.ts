@@ -48,7 +48,15 @@ async function inventory() {
 /** The inventory once background teardown (answered before its kernel work) has settled. */
 async function settled(n: number) {
   const want = JSON.stringify({ endpoints: n, addresses: n, veths: n });
-  await eventually(async () => JSON.stringify(await inventory()) === want, 30_000, `${n} of each`).catch(() => undefined);
+  const ok = async () => JSON.stringify(await inventory()) === want;
+  await eventually(ok, 30_000, `${n} of each`).catch(() => undefined);
+  if (!(await ok()) && w().engine.hookRaces > 0) {
+    // A start the engine's set-key hook race failed (retried by the harness) can leave the
+    // endpoint record of that attempt: what the daemon's engine GC frees once past its grace.
+    // Run it now with a later clock, as the daemon would a minute later.
+    await engineSync(() => Date.now() + 120_000).gc();
+    await eventually(ok, 10_000, `${n} of each after GC`).catch(() => undefined);
+  }
   return inventory();
 }
 

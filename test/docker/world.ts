@@ -116,6 +116,9 @@ export function logOnFailure(t: { passed: boolean; log(...v: unknown[]): void },
   if (t.passed || !w) return;
   const bad = w.daemon.records().filter((r) => typeof r.level === 'number' && r.level >= 40);
   for (const r of bad.slice(-40)) t.log(`daemon: ${JSON.stringify(r).slice(0, 600)}`);
+  // The plugin calls the engine made (logged at debug level), oldest first: what reached us.
+  const calls = w.daemon.records().filter((r) => typeof r.method === 'string');
+  for (const r of calls.slice(-40)) t.log(`call: ${r.method} ${r.status ?? ''} ${String(r.endpoint ?? r.EndpointID ?? '').slice(0, 12)} ${r.ms ?? ''} ms ${r.err ?? ''}`.slice(0, 300));
   const engineLog = w.engine.log().split('\n').filter((l) => /level=(error|warning)/.test(l));
   for (const l of engineLog.slice(-30)) t.log(`dockerd: ${l.slice(0, 600)}`);
 }

@@ -79,6 +79,9 @@ export class DockerEngine {
     return this.daemon?.log() ?? '';
   }
 
+  /** How many times `docker`/`start` retried after the engine's set-key hook race. */
+  hookRaces = 0;
+
   /**
    * `docker -H <socket> ARGS`; resolves with stdout, throws with stderr on failure.
    *
@@ -95,6 +98,7 @@ export class DockerEngine {
     const retry = HOOK_RACE.test(r.stderr) ? hookRaceRetry(args) : undefined;
     if (!retry) throw new Error(`${this.cli} -H unix://${this.socket} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
     process.stderr.write(`[harness] dockerd set-key hook race on "docker ${args.slice(0, 4).join(' ')}…": retrying once\n`);
+    this.hookRaces++;
     const again = await run(this.cli, ['-H', `unix://${this.socket}`, ...retry], { ...opts, env: this.cliEnv() });
     // `run -d` prints the container id; `start` prints the name.
     return args[0] === 'run' && retry[0] === 'start' ? (await this.docker(['inspect', '-f', '{{.Id}}', retry[1]!])).trim() + '\n' : again;
@@ -113,6 +117,7 @@ export class DockerEngine {
       throw new HarnessError('harness-docker-start', 'internal', `docker start ${name} exited ${first.code}: ${first.stderr}`);
     }
     onRetry(`docker start ${name}: engine set-key hook race, retrying once: ${first.stderr.trim()}`);
+    this.hookRaces++;
     await this.docker(['start', name]);
   }
 
