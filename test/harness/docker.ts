@@ -297,8 +297,11 @@ export async function startDockerd(opts: DockerdOptions): Promise<DockerEngine> 
   }
 }
 
-/** dockerd's libnetwork-setkey prestart hook failing with a bare ENOENT (see DockerEngine.docker). */
-const HOOK_RACE = /error running hook #0:.*level=fatal msg=\\?"no such file or directory/s;
+/**
+ * A container start that died inside runc on a loaded machine (see DockerEngine.docker): the
+ * set-key hook's bare ENOENT, or runc's init pipe broken; the container is left created.
+ */
+const HOOK_RACE = /error running hook #0:.*level=fatal msg=\\?"no such file or directory|error during container init: writing syncT .*broken pipe/s;
 
 /** The command that finishes what a hook-race failure of `args` left undone, if it is safe to run. */
 function hookRaceRetry(args: string[]): string[] | undefined {
