@@ -2,9 +2,9 @@
 // connection with "<name> <peer address>", so a test sees whether its traffic was masqueraded.
 // Servers are child processes this test started; they are killed by PID in teardown.
 import type { ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
 import { tryRun } from '../harness/exec.js';
 import type { Netns } from '../harness/netns.js';
+import { startNodeServer } from '../harness/node-server.js';
 
 const SERVER = `
 const net = require('net');
@@ -28,21 +28,9 @@ s.on('error', (e) => done('ERR:' + e.code));
 
 /** Start an echo server in `ns` on `port` (TCP, both families); killed in teardown. */
 export async function serve(t: ExecutionContext, ns: Netns, name: string, port: number): Promise<void> {
-  const child = spawn('nsenter', [`--net=${ns.path}`, '--', process.execPath, '-e', SERVER, JSON.stringify({ name, port })], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child = await startNodeServer(ns, `echo ${name}`, SERVER, { name, port });
   t.teardown(() => {
     if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
-  });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`echo server ${name} did not start`)), 10_000);
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      if (d.includes('ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`echo server ${name} exited ${code}`)));
   });
 }
 

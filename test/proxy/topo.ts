@@ -1,10 +1,11 @@
 // Kernel-test topology for the proxy: a "host" namespace with a bridge and containers attached
 // by veth (plain `ip`, the bridge driver is not used here), a neighbour on an underlay veth,
 // and real TCP/UDP echo servers and clients (small Node programs run with nsenter).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { tryRun, run } from '../harness/exec.js';
 import { NetnsSet, type Netns } from '../harness/netns.js';
+import { startNodeServer } from '../harness/node-server.js';
 import type { BackendKind } from '../../proxy/backend.js';
 import { Firewall } from '../../proxy/firewall.js';
 import { NetnsTools } from '../../proxy/exec.js';
@@ -155,18 +156,8 @@ export const BACKEND_OPS: Record<BackendKind, BackendOps> = {
  * it listens. The child is pushed to `servers` at once (the caller kills it by PID).
  */
 export async function startEchoServer(ns: Netns, name: string, tcp: number[], udp: number[], servers: ChildProcess[]): Promise<ChildProcess> {
-  const child = spawn('nsenter', [`--net=${ns.path}`, '--', process.execPath, '-e', SERVER, JSON.stringify({ name, tcp, udp })], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = await startNodeServer(ns, `echo ${name}`, SERVER, { name, tcp, udp });
   servers.push(child);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`echo server ${name} did not start`)), 10_000);
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      if (d.includes('ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`echo server ${name} exited ${code}`)));
-  });
   return child;
 }
 
