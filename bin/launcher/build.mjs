@@ -5,33 +5,18 @@
 // No usable C compiler (none, or no libc headers): a clear warning, no launcher, exit 0 —
 // `install cni` then installs the Node entries. A compile error in the launcher's source is
 // an error (exit 1): never a half-built launcher.
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { compileInto, findCompiler, say } from '../c-build.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = join(root, 'dist');
 const source = join(root, 'bin', 'launcher', 'cni-launcher.c');
 const out = join(dist, 'bin', 'cni-launcher');
 
-function say(msg) {
-  process.stderr.write(`tsoverlay build: ${msg}\n`);
-}
-
 /** A program using the headers the launcher needs: a compiler without libc headers cannot build it. */
 const PROBE = '#include <stdio.h>\n#include <sys/mman.h>\n#include <sys/un.h>\nint main(void) { return 0; }\n';
-
-/** The first C compiler on PATH ($CC first) that can compile PROBE, or undefined (with why). */
-function findCompiler() {
-  let why = 'no C compiler (cc/gcc/clang) found';
-  for (const cc of [process.env.CC, 'cc', 'gcc', 'clang'].filter(Boolean)) {
-    if (spawnSync(cc, ['--version'], { stdio: 'ignore' }).status !== 0) continue;
-    if (spawnSync(cc, ['-fsyntax-only', '-x', 'c', '-'], { input: PROBE, stdio: ['pipe', 'ignore', 'ignore'] }).status === 0) return { cc };
-    why = `${cc} cannot compile against the C library headers (libc6-dev missing?)`;
-  }
-  return { why };
-}
 
 /** A C string literal for `s`, or undefined when it holds bytes a path should not. */
 function cString(s) {
@@ -59,7 +44,7 @@ async function header() {
 }
 
 async function main() {
-  const { cc, why } = findCompiler();
+  const { cc, why } = findCompiler(PROBE, [], 'cannot compile against the C library headers (libc6-dev missing?)');
   if (!cc) {
     rmSync(out, { force: true });
     say(`WARNING: ${why}: the CNI launcher is NOT built and`);
@@ -69,20 +54,8 @@ async function main() {
   }
   const incDir = join(dist, 'launcher');
   mkdirSync(incDir, { recursive: true });
-  mkdirSync(dirname(out), { recursive: true });
   writeFileSync(join(incDir, 'launcher-config.h'), await header());
-  const tmp = `${out}.tmp-${process.pid}`;
-  const args = ['-O2', '-Wall', '-Wextra', '-fstack-protector-strong', '-D_FORTIFY_SOURCE=2', '-I', incDir, '-o', tmp, source];
-  const r = spawnSync(cc, args, { stdio: 'inherit' });
-  if (r.status !== 0) {
-    rmSync(tmp, { force: true });
-    rmSync(out, { force: true });
-    say(`ERROR: ${cc} ${args.join(' ')} failed (exit ${r.status ?? r.signal})`);
-    process.exit(1);
-  }
-  chmodSync(tmp, 0o755);
-  renameSync(tmp, out);
-  say(`built ${out} with ${cc}`);
+  compileInto(cc, ['-O2', '-Wall', '-Wextra', '-fstack-protector-strong', '-D_FORTIFY_SOURCE=2', '-I', incDir], source, out, { removeOnFail: true, mode: 0o755 });
 }
 
 if (!existsSync(join(dist, 'plugins', 'cni', 'fast-entry.js'))) {
