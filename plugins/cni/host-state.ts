@@ -157,15 +157,11 @@ export class HostStateLock {
     const path = join(dir, HOST_LOCK_FILE);
     const db = new Sqlite(path, { timeout: timeoutMs });
     try {
-      if (mode === 'exclusive') db.exec('BEGIN EXCLUSIVE');
-      else {
-        db.exec('BEGIN');
-        db.prepare('SELECT count(*) FROM sqlite_master').get(); // holds SHARED until COMMIT
-      }
+      db.exec(HOLD_SQL[mode]);
     } catch (err) {
       db.close();
       if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
-      throw new HostStateError('host-lock-busy', `${path}: not obtained within ${timeoutMs} ms (${mode === 'shared' ? 'the tsoverlay daemon is starting' : 'standalone CNI calls are running'})`);
+      throw lockBusy(path, mode, timeoutMs);
     }
     return new HostStateLock(db);
   }
@@ -187,7 +183,7 @@ export class HostStateLock {
   static async acquireOffThread(dir: string, mode: 'shared' | 'exclusive', timeoutMs: number): Promise<HeldLock> {
     const path = join(dir, HOST_LOCK_FILE);
     const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
-    const worker = new Worker(LOCK_WORKER, { eval: true, workerData: { sqlite, path, mode, timeoutMs } });
+    const worker = new Worker(LOCK_WORKER, { eval: true, workerData: { sqlite, path, sql: HOLD_SQL[mode], timeoutMs } });
     worker.unref();
     const answer = await new Promise<{ ok: boolean; busy?: boolean; error?: string }>((resolve) => {
       worker.once('message', resolve);
@@ -196,13 +192,19 @@ export class HostStateLock {
     });
     if (!answer.ok) {
       await worker.terminate();
-      if (answer.busy) {
-        throw new HostStateError('host-lock-busy', `${path}: not obtained within ${timeoutMs} ms (${mode === 'shared' ? 'the tsoverlay daemon is starting' : 'standalone CNI calls are running'})`);
-      }
+      if (answer.busy) throw lockBusy(path, mode, timeoutMs);
       throw new Error(`${path}: ${answer.error}`);
     }
     return { release: () => worker.postMessage('release') };
   }
+}
+
+/** What takes the lock in each mode: a read inside a transaction holds SHARED until COMMIT. */
+const HOLD_SQL = { exclusive: 'BEGIN EXCLUSIVE', shared: 'BEGIN; SELECT count(*) FROM sqlite_master' } as const;
+
+/** The lock was not obtained in time (CNI 11), naming who holds it. */
+function lockBusy(path: string, mode: 'shared' | 'exclusive', timeoutMs: number): HostStateError {
+  return new HostStateError('host-lock-busy', `${path}: not obtained within ${timeoutMs} ms (${mode === 'shared' ? 'the tsoverlay daemon is starting' : 'standalone CNI calls are running'})`);
 }
 
 /** A lock held until `release()`. */
@@ -218,8 +220,7 @@ const Sqlite = require(w.sqlite);
 let db;
 try {
   db = new Sqlite(w.path, { timeout: w.timeoutMs });
-  if (w.mode === 'exclusive') db.exec('BEGIN EXCLUSIVE');
-  else { db.exec('BEGIN'); db.prepare('SELECT count(*) FROM sqlite_master').get(); }
+  db.exec(w.sql);
 } catch (err) {
   try { db && db.close(); } catch {}
   parentPort.postMessage({ ok: false, busy: err && err.code === 'SQLITE_BUSY', error: String(err && err.message) });
