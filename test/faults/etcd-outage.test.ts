@@ -5,17 +5,14 @@
 // fails with code 11 and tsipam STATUS with 50, each within 5 s; afterwards everything recovers
 // by itself. In the end no acknowledged allocation is lost, none is duplicated, nothing extra.
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../../store/open.js';
 import { keys } from '../../store/keys.js';
 import { startDaemon } from '../harness/daemon.js';
 import { healthy, startEtcdCluster, type EtcdMember } from '../harness/etcd.js';
-import { NetnsSet } from '../harness/netns.js';
 import { pluginDir } from '../cni/harness.js';
 import { FaultRuntime, type Attachment, type FaultConflist } from './fixtures/cni-runtime.js';
-import { memberPorts, patient, startEtcdRelay } from './fixtures/etcd-relay.js';
+import { hostFor, patient } from './fixtures/etcd-relay.js';
 import { AllocationLoad } from './fixtures/ipam-load.js';
 import { eventually, figures, fullRun, percentile, scenarioRng, sleep } from './fixtures/scenario.js';
 
@@ -28,15 +25,7 @@ test('etcd member kill, leader kill and full outage under allocation load: no lo
   const { rng, seed } = scenarioRng(t, 'etcd', FILE, 2024);
   const cluster = await startEtcdCluster({ members: 3 });
   t.teardown(() => cluster.stop());
-  const set = new NetnsSet('fzet');
-  const dir = mkdtempSync(join(tmpdir(), 'tsot-fzet-'));
-  t.teardown(async () => {
-    await set.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const host = await set.add('h');
-  const relay = await startEtcdRelay(host.path, memberPorts(cluster.endpoints), dir);
-  t.teardown(() => relay.stop());
+  const { set, host, dir } = await hostFor(t, cluster, 'fzet');
   const d = await startDaemon({ dir: join(dir, 'd'), netnsPath: host.path, hostId: 'fz-etcd', store: cluster.url, extraArgs: ['--reconcile-interval', '0'] });
   t.teardown(() => d.cleanup());
   await d.waitForLog('daemon ready', 120_000);

@@ -3,35 +3,18 @@
 // etcd; with user/password auth it registers too, and a wrong password stops it with one line
 // that does not show the password. The daemon runs in a test namespace and reaches the
 // members (on the root namespace's loopback) through the unix-socket relay.
-import test, { type ExecutionContext } from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import test from 'ava';
 import { join } from 'node:path';
 import { openStore } from '../../store/open.js';
 import { keys } from '../../store/keys.js';
 import { startDaemon } from '../harness/daemon.js';
-import { startEtcdSingle, type EtcdCluster } from '../harness/etcd.js';
+import { startEtcdSingle } from '../harness/etcd.js';
 import { run } from '../harness/exec.js';
-import { NetnsSet } from '../harness/netns.js';
 import { pluginDir } from '../cni/harness.js';
 import { FaultRuntime } from './fixtures/cni-runtime.js';
-import { memberPorts, patient, startEtcdRelay } from './fixtures/etcd-relay.js';
+import { hostFor, patient } from './fixtures/etcd-relay.js';
 
-type T = ExecutionContext;
 
-/** A host namespace relayed to `cluster`, and a temp dir; all removed at teardown. */
-async function hostFor(t: T, cluster: EtcdCluster, tag: string) {
-  const set = new NetnsSet(tag);
-  const dir = mkdtempSync(join(tmpdir(), `tsot-${tag}-`));
-  t.teardown(async () => {
-    await set.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const host = await set.add('h');
-  const relay = await startEtcdRelay(host.path, memberPorts(cluster.endpoints), dir);
-  t.teardown(() => relay.stop());
-  return { set, host, dir };
-}
 
 async function hostRecord(url: string, hostId: string): Promise<Record<string, unknown> | undefined> {
   const s = await openStore(patient(url));
