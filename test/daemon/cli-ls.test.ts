@@ -6,16 +6,9 @@ import { join } from 'node:path';
 import { openStore } from '../../store/open.js';
 import { Ipam, ownerForCni } from '../../ipam/index.js';
 import { RecordStore } from '../../plugins/drivers/common/record-store.js';
-import { spawnCli } from '../harness/daemon.js';
+import { runCli } from '../harness/daemon.js';
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawnCli(args);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+const cli = (args: string[]) => runCli(args);
 
 test('network, endpoint and ipam ls show what the store holds, as tables and as JSON', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tso-cli-'));

@@ -13,17 +13,10 @@ import { Firewall } from '../../proxy/firewall.js';
 import { keys } from '../../store/keys.js';
 import { openStore } from '../../store/open.js';
 import type { Store } from '../../store/types.js';
-import { spawnCli } from '../harness/daemon.js';
+import { runCli } from '../harness/daemon.js';
 import { NetnsSet } from '../harness/netns.js';
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawnCli(args);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+const cli = (args: string[]) => runCli(args);
 
 const now = new Date().toISOString();
 const network = (id: string, name: string): NetworkRecord => ({

@@ -7,27 +7,13 @@ import { request } from 'node:http';
 import { Ipam, ownerForCni } from '../../ipam/index.js';
 import { RecordStore } from '../../plugins/drivers/common/record-store.js';
 import { openStore } from '../../store/open.js';
-import { spawnCli, startDaemon, type DaemonHandle } from '../harness/daemon.js';
+import { runCli, startDaemon, type DaemonHandle } from '../harness/daemon.js';
 import { NetnsSet, type Netns } from '../harness/netns.js';
 import { network } from '../ops/fixtures.js';
 
 const DOCKER_ID = 'e8deae95a0f45de100ea56dd75ab021f591a1b4f6c138a50827fd87b83118a82';
 
-interface Out {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[]): Promise<Out> {
-  const child = spawnCli(args);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d) => (stderr += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) => child.on('close', (code) => (clearTimeout(timer), resolve({ code, stdout, stderr }))));
-}
+const cli = (args: string[]) => runCli(args);
 
 /** A CNI invocation run by the daemon (POST /v1/cni), as the executables hand it over. */
 function cniCall(socket: string, command: string, conf: unknown, env: Record<string, string>): Promise<{ status: number; body: any }> {

@@ -41,6 +41,24 @@ export function spawnCli(args: string[], netnsPath?: string, nsenterArgs?: strin
   return spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+/** What a finished CLI run printed. */
+export interface CliOutcome {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `tsoverlay ARGS` (as spawnCli) to its end; SIGKILL after `timeoutMs` keeps a test bounded. */
+export function runCli(args: string[], timeoutMs = 60_000): Promise<CliOutcome> {
+  const child = spawnCli(args);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return new Promise((resolve) => child.on('close', (code) => (clearTimeout(timer), resolve({ code, stdout, stderr }))));
+}
+
 export interface StartDaemonOptions {
   /** Network namespace to run in (e.g. a Docker engine's, so its drivers make links there). */
   netnsPath?: string;

@@ -4,18 +4,10 @@
 // prefix) and a reference that names nothing is one line on stderr and exit 1.
 import test from 'ava';
 import { RecordStore } from '../../plugins/drivers/common/record-store.js';
-import { spawnCli } from '../harness/daemon.js';
+import { runCli } from '../harness/daemon.js';
 import { endpoint, network, seedCluster, tempStore } from './fixtures.js';
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawnCli(args);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d) => (stderr += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) => child.on('close', (code) => (clearTimeout(timer), resolve({ code, stdout, stderr }))));
-}
+const cli = (args: string[]) => runCli(args);
 
 const READS = [
   ['host', 'ls'], ['network', 'ls'], ['network', 'inspect'], ['endpoint', 'ls'], ['endpoint', 'inspect'],
