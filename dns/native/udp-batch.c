@@ -68,6 +68,16 @@ static void peer_text(const struct sockaddr_storage *ss, char *dst, size_t cap) 
 }
 
 /* Receive one batch into the slots; returns the count (0: nothing, or an error). */
+/* Drop what a batch holds of JavaScript: its references and its async context. */
+static void release_js(napi_env env, batch_t *b) {
+  napi_delete_reference(env, b->cb_ref);
+  napi_delete_reference(env, b->self_ref);
+  napi_delete_reference(env, b->in_ref);
+  napi_delete_reference(env, b->out_ref);
+  napi_delete_reference(env, b->ctrl_ref);
+  napi_async_destroy(env, b->async);
+}
+
 static int receive(batch_t *b) {
   for (int i = 0; i < BATCH; i++) {
     b->iov[i].iov_base = b->in + (size_t)i * SLOT;
@@ -238,12 +248,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   b->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (b->fd < 0 || napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &b->poll, b->fd) != 0) {
     if (b->fd >= 0) close(b->fd);
-    napi_async_destroy(env, b->async);
-    napi_delete_reference(env, b->cb_ref);
-    napi_delete_reference(env, b->self_ref);
-    napi_delete_reference(env, b->in_ref);
-    napi_delete_reference(env, b->out_ref);
-    napi_delete_reference(env, b->ctrl_ref);
+    release_js(env, b);
     free(b);
     napi_throw_error(env, "native-failed", "cannot watch the socket");
     return NULL;
@@ -316,12 +321,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   if (b->closed) return NULL;
   b->closed = 1;
   uv_poll_stop(&b->poll);
-  napi_delete_reference(env, b->cb_ref);
-  napi_delete_reference(env, b->self_ref);
-  napi_delete_reference(env, b->in_ref);
-  napi_delete_reference(env, b->out_ref);
-  napi_delete_reference(env, b->ctrl_ref);
-  napi_async_destroy(env, b->async);
+  release_js(env, b);
   uv_close((uv_handle_t *)&b->poll, on_closed);
   return NULL;
 }
