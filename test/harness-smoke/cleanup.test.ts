@@ -9,10 +9,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startDockerd } from '../harness/docker.js';
-import { sweepStaleEngines } from '../harness/engine-sandbox.js';
+import { EngineSandbox, sweepStaleEngines } from '../harness/engine-sandbox.js';
 import { HarnessError } from '../harness/harness-error.js';
-import { NetnsSet } from '../harness/netns.js';
-import { cgroupDirs, isAlive, namespaceMembers } from '../harness/proc.js';
+import { NetnsSet, uniqueId } from '../harness/netns.js';
+import { cgroupDirs, isAlive, killNamespace, mountNsOf, NamespacePin, namespaceMembers } from '../harness/proc.js';
 
 const orphanFixture = fileURLToPath(new URL('./fixtures/orphan-sandbox.ts', import.meta.url));
 const engineFixture = fileURLToPath(new URL('./fixtures/engine-then-wait.ts', import.meta.url));
@@ -63,6 +63,10 @@ test.serial('an engine whose test process was killed is swept by the next start'
   t.timeout(60_000);
   const { child, info: orphan } = await startFixture<{ dir: string; holderPid: number; mntNs: string; childPid: number }>([orphanFixture]);
   t.teardown(() => child.kill('SIGKILL'));
+  // Held by the test, so "no member left" below cannot be about a later namespace with the same number.
+  const pin = NamespacePin.of(orphan.holderPid, orphan.mntNs);
+  t.truthy(pin, 'the orphan namespace is pinned');
+  t.teardown(() => pin?.release());
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));
   t.true(isAlive(orphan.holderPid) && isAlive(orphan.childPid), 'the orphan outlives its owner');
@@ -73,14 +77,52 @@ test.serial('an engine whose test process was killed is swept by the next start'
   t.deepEqual(namespaceMembers(orphan.mntNs), []);
 });
 
+// The kernel gives a freed namespace number to the next namespace at once
+// (`unshare --mount readlink /proc/self/ns/mnt` prints the same number every time), and
+// containers make namespaces all the time: an engine's clean-up that went on killing
+// "members of mnt:[N]" after its namespace was gone killed other tests' container inits
+// (the "cannot start a container that has stopped" and set-key failures CI saw).
+test.serial('a destroyed sandbox never touches a later namespace that was given its number', async (t) => {
+  t.timeout(60_000);
+  const dir = mkdtempSync('/tmp/tsot-reuse-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const box = await EngineSandbox.create({ dir, hostname: 'tsot-reuse', cgroup: `tsot-${uniqueId(4)}`, mounts: [] });
+  const number = box.mntNs;
+  await box.destroy();
+  // Take namespaces, keeping each, until one gets the freed number (each takes the lowest free one).
+  const held: ReturnType<typeof spawn>[] = [];
+  t.teardown(() => held.forEach((c) => c.kill('SIGKILL')));
+  let heir: ReturnType<typeof spawn> | undefined;
+  for (let i = 0; i < 200 && !heir; i++) {
+    const c = spawn('unshare', ['--mount', '--', 'sleep', '60'], { stdio: 'ignore' });
+    held.push(c);
+    let ns: string | undefined;
+    for (const until = Date.now() + 5_000; Date.now() < until; await new Promise((r) => setTimeout(r, 5))) {
+      ns = c.pid ? mountNsOf(c.pid) : undefined;
+      if (ns && ns !== mountNsOf(process.pid)) break;
+    }
+    if (ns === number) heir = c;
+  }
+  t.truthy(heir, `no new namespace got ${number} back within 200 tries`);
+  await box.destroy();
+  box.destroySync();
+  t.true(isAlive(heir!.pid!), `the process now in ${number} survives a second destroy of the old sandbox`);
+  const released = NamespacePin.of(process.pid)!;
+  released.release();
+  await t.throwsAsync(killNamespace(released), { message: /no longer pinned/ });
+});
+
 for (const kind of ['docker', 'podman']) {
   test.serial(`a ${kind} test process ended by SIGTERM (AVA's global timeout) cleans up on its way out`, async (t) => {
     t.timeout(60_000);
     const nets = new NetnsSet('dt');
     t.teardown(() => nets.cleanup());
     const host = await nets.add('h');
-    const { child, info } = await startFixture<{ dir: string; mntNs: string; cgroup: string; containerPid: number }>([engineFixture, kind, host.path]);
+    const { child, info } = await startFixture<{ dir: string; mntNs: string; holderPid: number; cgroup: string; containerPid: number }>([engineFixture, kind, host.path]);
     t.teardown(() => child.kill('SIGKILL'));
+    const pin = NamespacePin.of(info.holderPid, info.mntNs);
+    t.truthy(pin, 'the engine namespace is pinned');
+    t.teardown(() => pin?.release());
     t.true(isAlive(info.containerPid));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGTERM');

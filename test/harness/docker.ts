@@ -69,6 +69,11 @@ export class DockerEngine {
     return this.sandbox.mntNs;
   }
 
+  /** The process holding the engine's namespaces (pin its namespace with `NamespacePin.of`). */
+  get holderPid(): number {
+    return this.sandbox.holderPid;
+  }
+
   /** cgroup parent of this engine's containers (in every hierarchy). */
   get cgroup(): string {
     return this.sandbox.cgroup;

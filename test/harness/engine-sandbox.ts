@@ -1,13 +1,14 @@
 // A private mount + UTS namespace for one container engine. A holder process keeps
 // it alive; machine-wide paths the engine would share (/run, /etc/docker, /var/lib/cni)
 // are private mounts inside it, so parallel engines never meet and their mounts go
-// away with the namespace. destroy() ends every process in it, by pid.
+// away with the namespace. destroy() ends every process in it, by pid, while a pin on
+// the namespace keeps its number from naming anyone else's.
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, tryRun, type RunOptions, type RunResult } from './exec.js';
 import { HarnessError } from './harness-error.js';
-import { isAlive, killNamespace, killNamespaceSync, mountNsOf, readProc, removeCgroupTree, removeCgroupTreeUntilGoneSync } from './proc.js';
+import { isAlive, killNamespace, killNamespaceSync, mountNsOf, NamespacePin, readProc, removeCgroupTree, removeCgroupTreeUntilGoneSync } from './proc.js';
 
 /** A mount made inside the sandbox, in order. Bind targets are created if missing. */
 export type SandboxMount = { type: 'tmpfs'; target: string } | { type: 'bind'; source: string; target: string };
@@ -38,10 +39,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class EngineSandbox {
   private constructor(
     readonly holderPid: number,
-    readonly mntNs: string,
+    private readonly holderStart: string,
+    private readonly pin: NamespacePin,
     readonly dir: string,
     readonly cgroup: string,
   ) {}
+
+  /** The private mount namespace ("mnt:[…]"); pinned until destroy() ends. */
+  get mntNs(): string {
+    return this.pin.mntNs;
+  }
 
   /** Start the holder, make the mounts, set the hostname. On failure nothing is left running. */
   static async create(opts: SandboxOptions): Promise<EngineSandbox> {
@@ -59,7 +66,10 @@ export class EngineSandbox {
     let box: EngineSandbox | undefined;
     try {
       const mntNs = await waitForOwnNamespace(pid, mine);
-      box = new EngineSandbox(pid, mntNs, opts.dir, opts.cgroup);
+      const start = readProc(pid)?.startTime ?? '';
+      const pin = NamespacePin.of(pid, mntNs, start);
+      if (!pin) throw new HarnessError('harness-holder-start', 'unavailable', `unshare holder ${pid} ended before its namespace was pinned`);
+      box = new EngineSandbox(pid, start, pin, opts.dir, opts.cgroup);
       box.writeOwner();
       for (const m of opts.mounts) await box.mount(m);
       await box.exec('hostname', [opts.hostname]);
@@ -89,18 +99,32 @@ export class EngineSandbox {
 
   /** Processes are killed, the cgroup tree and the directory removed. Safe to call twice. */
   async destroy(): Promise<void> {
-    await killNamespace(this.mntNs);
-    signalQuietly(this.holderPid);
+    if (this.pin.held) {
+      try {
+        await killNamespace(this.pin);
+      } finally {
+        this.pin.release();
+      }
+    }
+    this.signalHolder();
     await removeCgroupTree(this.cgroup);
     rmSync(this.dir, { recursive: true, force: true });
   }
 
   /** Best-effort synchronous destroy for `process.on('exit')`. */
   destroySync(): void {
-    killNamespaceSync(this.mntNs);
-    signalQuietly(this.holderPid);
+    if (this.pin.held) {
+      killNamespaceSync(this.pin);
+      this.pin.release();
+    }
+    this.signalHolder();
     removeCgroupTreeUntilGoneSync(this.cgroup);
     rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** SIGKILL the holder if it is still the process we started (its pid may be reused once it is gone). */
+  private signalHolder(): void {
+    if (isAlive(this.holderPid, this.holderStart)) signalQuietly(this.holderPid);
   }
 
   private async mount(m: SandboxMount): Promise<void> {
@@ -118,7 +142,7 @@ export class EngineSandbox {
       ownerPid: process.pid,
       ownerStart: readProc(process.pid)?.startTime ?? '',
       holderPid: this.holderPid,
-      holderStart: readProc(this.holderPid)?.startTime ?? '',
+      holderStart: this.holderStart,
       mntNs: this.mntNs,
       cgroup: this.cgroup,
     };
@@ -168,8 +192,11 @@ export async function sweepStaleEngines(root = '/tmp'): Promise<string[]> {
       continue; // being written right now
     }
     if (typeof rec.ownerPid !== 'number' || isAlive(rec.ownerPid, rec.ownerStart)) continue;
-    if (typeof rec.holderPid === 'number' && rec.mntNs && isAlive(rec.holderPid, rec.holderStart) && mountNsOf(rec.holderPid) === rec.mntNs) {
-      await killNamespace(rec.mntNs).catch(() => undefined);
+    // Pinned first: the recorded number may already name another engine's or container's namespace.
+    const pin = typeof rec.holderPid === 'number' && rec.mntNs ? NamespacePin.of(rec.holderPid, rec.mntNs, rec.holderStart) : undefined;
+    if (pin) {
+      await killNamespace(pin).catch(() => undefined);
+      pin.release();
     }
     if (rec.cgroup) await removeCgroupTree(rec.cgroup).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });

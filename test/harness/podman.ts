@@ -55,6 +55,11 @@ export class PodmanHost {
     return this.sandbox.mntNs;
   }
 
+  /** The process holding the engine's namespaces (pin its namespace with `NamespacePin.of`). */
+  get holderPid(): number {
+    return this.sandbox.holderPid;
+  }
+
   /** cgroup parent of this host's containers (when `ownCgroup`). */
   get cgroup(): string {
     return this.sandbox.cgroup;

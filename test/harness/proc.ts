@@ -2,7 +2,7 @@
 // of one private mount namespace (plus descendants), kill them by pid, remove a
 // cgroup tree. Reads Linux /proc and /sys/fs/cgroup directly; synchronous variants
 // exist for `process.on('exit')`, where nothing asynchronous runs.
-import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { HarnessError } from './harness-error.js';
 
@@ -91,8 +91,59 @@ export function signalPids(pids: number[], signal: NodeJS.Signals = 'SIGKILL'): 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** SIGKILL every member of the mount namespace until none is left (bounded). */
-export async function killNamespace(mntNs: string, timeoutMs = 10_000): Promise<void> {
+/**
+ * An open handle on a mount namespace. A namespace's inode number ("mnt:[…]") is handed to the
+ * next namespace the kernel makes as soon as the last process and handle let go of it, and
+ * containers make namespaces all the time: killing "the members of mnt:[N]" by number after the
+ * engine's namespace died killed other tests' container inits. While a pin is held the number
+ * stays this namespace's, so killing by it is safe.
+ */
+export class NamespacePin {
+  private constructor(
+    readonly mntNs: string,
+    private fd: number | undefined,
+  ) {}
+
+  /**
+   * Pin the mount namespace of `pid`, if that process still runs (and is the one started at
+   * `startTime`, when given) and its namespace is `expected` (when given); else undefined.
+   */
+  static of(pid: number, expected?: string, startTime?: string): NamespacePin | undefined {
+    let fd: number;
+    try {
+      fd = openSync(`/proc/${pid}/ns/mnt`, 'r');
+    } catch {
+      return undefined;
+    }
+    const name = `mnt:[${fstatSync(fd).ino}]`;
+    // Checked after the open: a pid reused in between has another start time.
+    if ((expected !== undefined && name !== expected) || !isAlive(pid, startTime)) {
+      closeSync(fd);
+      return undefined;
+    }
+    return new NamespacePin(name, fd);
+  }
+
+  get held(): boolean {
+    return this.fd !== undefined;
+  }
+
+  /** Let go of the namespace; its number may name another namespace from now on. Idempotent. */
+  release(): void {
+    if (this.fd === undefined) return;
+    closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+function pinnedName(pin: NamespacePin): string {
+  if (!pin.held) throw new HarnessError('harness-ns-released', 'internal', `${pin.mntNs} is no longer pinned: its number may name another namespace`);
+  return pin.mntNs;
+}
+
+/** SIGKILL every member of the pinned mount namespace until none is left (bounded). */
+export async function killNamespace(pin: NamespacePin, timeoutMs = 10_000): Promise<void> {
+  const mntNs = pinnedName(pin);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const pids = namespaceMembers(mntNs);
@@ -111,7 +162,8 @@ export function sleepSync(ms: number): void {
 }
 
 /** Synchronous `killNamespace` for exit hooks: SIGKILL until none is left, bounded. True when none is. */
-export function killNamespaceSync(mntNs: string, timeoutMs = 5_000): boolean {
+export function killNamespaceSync(pin: NamespacePin, timeoutMs = 5_000): boolean {
+  const mntNs = pinnedName(pin);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const pids = namespaceMembers(mntNs);
