@@ -1,6 +1,7 @@
 // netlink/: the typed kernel layer every driver uses (links, addresses, routes, neighbours, FDB, sysctl),
 // any namespace by path through one entry. Built on iproute2 (`-json` reads, `-batch -` writes).
 export { Kernel, NetnsHandle, type KernelOptions, type EnsurableLinkSpec, type EnsureResult } from './kernel.js';
+export { LinkWatch, type LinkWatchOptions } from './link-watch.js';
 export { Batch, type Command } from './batch.js';
 export { NetnsRunner, detectTools, type ToolPaths, type Tool } from './runner.js';
 export {

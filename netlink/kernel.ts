@@ -2,6 +2,7 @@
 // Every call of a handle goes through its runner with the handle's namespace path; nothing else enters a netns.
 import { invalid, isExists, isNotFound, KernelError } from './errors.js';
 import { Batch, type Command } from './batch.js';
+import { LinkWatch } from './link-watch.js';
 import { parseAddresses, parseFdb, parseLinks, parseNeighbours, parseRoutes } from './parse.js';
 import { detectTools, NetnsRunner, type spawnCollect, type ToolPaths } from './runner.js';
 import type {
@@ -38,14 +39,21 @@ export interface KernelOptions {
   timeoutMs?: number;
   /** Spawns the tools (default: directly; a long-lived process passes SpawnHelper.collect). */
   spawn?: typeof spawnCollect;
+  /**
+   * What `linkDel(…, { returnWhenGone: true })` watches (default: a LinkWatch on this process's
+   * own namespace); false = always wait for the deleting process.
+   */
+  linkWatch?: LinkWatch | false;
 }
 
 /** Entry point: one per process, handing out namespace handles. */
 export class Kernel {
   private readonly runner: NetnsRunner;
+  private readonly linkWatch?: LinkWatch;
 
   constructor(opts: KernelOptions = {}) {
     this.runner = new NetnsRunner(opts.tools ?? detectTools(), opts.timeoutMs ?? 30_000, opts.spawn);
+    if (opts.linkWatch !== false) this.linkWatch = opts.linkWatch ?? new LinkWatch();
   }
 
   /**
@@ -53,7 +61,8 @@ export class Kernel {
    * null/undefined = the caller's own namespace. The path is validated here, opened at each call.
    */
   ns(path?: string | null): NetnsHandle {
-    return new NetnsHandle(this.runner, path == null ? null : validateNetnsPath(path));
+    const p = path == null ? null : validateNetnsPath(path);
+    return new NetnsHandle(this.runner, p, this.linkWatch?.netns === p ? this.linkWatch : undefined);
   }
 
   /** A path naming the caller's own namespace from inside any other (veth peers, moves back). */
@@ -77,6 +86,8 @@ export class NetnsHandle {
     private readonly runner: NetnsRunner,
     /** The namespace path, or null for the caller's own. */
     readonly path: string | null,
+    /** Observes this namespace's device list (linkDel's returnWhenGone), when one does. */
+    private readonly watch?: LinkWatch,
   ) {}
 
   private exec(tool: 'ip' | 'bridge' | 'sysctl', args: string[], input?: string, timeoutMs?: number): Promise<string> {
@@ -149,15 +160,31 @@ export class NetnsHandle {
 
   /**
    * Delete a link. With `missingOk`, a missing link (or namespace) is success (DEL is idempotent);
-   * resolves true when something was deleted.
+   * resolves true when something was deleted. With `returnWhenGone` and a LinkWatch on this
+   * namespace, resolves as soon as the link has left the namespace's list instead of when the
+   * `ip` process exits (~10–15 ms later: the kernel's RCU wait for the freed device, see
+   * link-watch.ts); the process still finishes in the background, bounded by its timeout.
    */
-  async linkDel(name: string, opts: { missingOk?: boolean } = {}): Promise<boolean> {
+  async linkDel(name: string, opts: { missingOk?: boolean; returnWhenGone?: boolean } = {}): Promise<boolean> {
+    const start = () =>
+      this.batch((b) => b.linkDel(name)).then(
+        () => true,
+        (err: unknown) => {
+          if (opts.missingOk && isNotFound(err)) return false;
+          throw err;
+        },
+      );
+    const watch = opts.returnWhenGone ? this.watch : undefined;
+    // Only a link seen before the deletion starts counts as deleted when it leaves the list.
+    if (!watch || !(await watch.has(name).catch(() => false))) return start();
+    const del = start();
+    // A failure after the link has left the list is moot (nothing fails past that point).
+    del.catch(() => undefined);
+    const w = watch.whenGone(name);
     try {
-      await this.batch((b) => b.linkDel(name));
-      return true;
-    } catch (err) {
-      if (opts.missingOk && isNotFound(err)) return false;
-      throw err;
+      return await Promise.race([del, w.gone.then(() => true)]);
+    } finally {
+      w.cancel();
     }
   }
 
