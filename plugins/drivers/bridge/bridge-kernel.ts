@@ -257,9 +257,12 @@ export class BridgeKernel {
     if (cfg.hairpin) await this.host.bridgePortSet(p.hostVeth, { hairpin: true });
   }
 
-  /** Delete an endpoint's host end (the pair goes as a whole). Missing = done. */
+  /**
+   * Delete an endpoint's host end (the pair goes as a whole). Missing = done. Returns once the
+   * pair has left both namespaces, not after the kernel's RCU wait for the freed devices (#5).
+   */
   deleteVeth(name: string): Promise<boolean> {
-    return this.host.linkDel(name, { missingOk: true });
+    return this.host.linkDel(name, { missingOk: true, returnWhenGone: true });
   }
 
   /** Re-attach a host end to its bridge after the bridge was re-created (reconcile). */
