@@ -160,10 +160,11 @@ export class Daemon {
     } catch (err) {
       if (!(err instanceof HostStateError)) throw err;
     }
-    this.log.info({ dir }, 'start-up: waiting for standalone CNI calls to finish');
     // The wait runs in a worker thread: this process keeps logging and answering signals.
     try {
-      return await HostStateLock.acquireOffThread(dir, 'exclusive', STARTUP_LOCK_WAIT_MS);
+      return await HostStateLock.acquireOffThread(dir, 'exclusive', STARTUP_LOCK_WAIT_MS, () =>
+        this.log.info({ dir }, 'start-up: waiting for standalone CNI calls to finish'),
+      );
     } catch (err) {
       if (!(err instanceof HostStateError)) throw err;
       this.log.warn({ err: err.message }, 'standalone CNI calls still running: starting without the start-up lock');

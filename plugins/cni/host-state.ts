@@ -179,23 +179,46 @@ export class HostStateLock {
    * caller's event loop keeps running (a daemon waiting up to a minute for standalone calls
    * still logs, answers signals and flushes its output). SQLite's busy wait keeps the lock's
    * PENDING state meanwhile, so new shared holders queue behind the waiter as with `acquire`.
+   * `onWaiting` is called once the worker found the lock taken and is in that wait (not before:
+   * a shared taker arriving earlier is still let in, so "waiting" is only said when it holds).
    */
-  static async acquireOffThread(dir: string, mode: 'shared' | 'exclusive', timeoutMs: number): Promise<HeldLock> {
+  static async acquireOffThread(dir: string, mode: 'shared' | 'exclusive', timeoutMs: number, onWaiting?: () => void): Promise<HeldLock> {
     const path = join(dir, HOST_LOCK_FILE);
     const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
     const worker = new Worker(LOCK_WORKER, { eval: true, workerData: { sqlite, path, sql: HOLD_SQL[mode], timeoutMs } });
     worker.unref();
+    let settled = false;
     const answer = await new Promise<{ ok: boolean; busy?: boolean; error?: string }>((resolve) => {
-      worker.once('message', resolve);
+      worker.on('message', (m: { waiting?: boolean; ok: boolean }) => {
+        if (!m.waiting) resolve(m);
+        else if (onWaiting && mode === 'exclusive') void untilSharedRefused(dir, () => settled).then(onWaiting);
+        else onWaiting?.();
+      });
       worker.once('error', (err) => resolve({ ok: false, error: err.message }));
       worker.once('exit', (code) => resolve({ ok: false, error: `lock worker exited (${code})` }));
     });
+    settled = true;
     if (!answer.ok) {
       await worker.terminate();
       if (answer.busy) throw lockBusy(path, mode, timeoutMs);
       throw new Error(`${path}: ${answer.error}`);
     }
     return { release: () => worker.postMessage('release') };
+  }
+}
+
+/**
+ * Resolves once a new shared taker is refused (the exclusive waiter holds PENDING: its busy wait
+ * started), or the wait is over, or after 2 s. The worker says "waiting" just before that wait
+ * begins; a probe that still gets in lets go at once.
+ */
+async function untilSharedRefused(dir: string, over: () => boolean): Promise<void> {
+  for (const until = Date.now() + 2_000; Date.now() < until && !over(); await new Promise((r) => setTimeout(r, 2))) {
+    try {
+      (await HostStateLock.acquire(dir, 'shared', 0)).release();
+    } catch {
+      return;
+    }
   }
 }
 
@@ -212,15 +235,23 @@ export interface HeldLock {
   release(): void;
 }
 
-// The worker of `acquireOffThread` (CommonJS, eval'd): take the lock, say so, hold it until
-// told to release (or until the process ends, when the kernel drops it).
+// The worker of `acquireOffThread` (CommonJS, eval'd): take the lock (saying when it has to wait),
+// say so, hold it until told to release (or until the process ends, when the kernel drops it).
 const LOCK_WORKER = `
 const { parentPort, workerData: w } = require('node:worker_threads');
 const Sqlite = require(w.sqlite);
 let db;
 try {
-  db = new Sqlite(w.path, { timeout: w.timeoutMs });
-  db.exec(w.sql);
+  db = new Sqlite(w.path, { timeout: 0 });
+  try {
+    db.exec(w.sql);
+  } catch (err) {
+    if (!err || err.code !== 'SQLITE_BUSY') throw err;
+    // Taken: say so, and wait right away (the busy wait holds PENDING, queueing new shared takers).
+    parentPort.postMessage({ waiting: true });
+    db.pragma('busy_timeout = ' + Number(w.timeoutMs));
+    db.exec(w.sql);
+  }
 } catch (err) {
   try { db && db.close(); } catch {}
   parentPort.postMessage({ ok: false, busy: err && err.code === 'SQLITE_BUSY', error: String(err && err.message) });

@@ -10,11 +10,34 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HostStateLock } from '../../plugins/cni/host-state.js';
+import { HostStateError, HostStateLock, type HeldLock } from '../../plugins/cni/host-state.js';
 import { startDaemon } from '../harness/daemon.js';
 import { NetnsSet } from '../harness/netns.js';
 import { pluginDir } from '../cni/harness.js';
 import { FaultRuntime, type FaultConflist, type Invocation } from './fixtures/cni-runtime.js';
+
+// The daemon logs "waiting" from the worker's callback: said earlier (before the worker took
+// PENDING), a call arriving on that cue could still take the lock shared and run beside the
+// start (a CI flake of the test below).
+test('the off-thread exclusive taker says it waits only once new shared takers are held back', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tsot-fzsul-lock-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  let said = 0;
+  const free = await HostStateLock.acquireOffThread(dir, 'exclusive', 5_000, () => said++);
+  t.is(said, 0, 'a free lock is taken without a wait');
+  free.release();
+  const inFlight = await HostStateLock.acquire(dir, 'shared', 5_000);
+  let pending: Promise<HeldLock> | undefined;
+  await new Promise<void>((resolve) => {
+    pending = HostStateLock.acquireOffThread(dir, 'exclusive', 20_000, resolve);
+  });
+  await t.throwsAsync(HostStateLock.acquire(dir, 'shared', 300), { instanceOf: HostStateError }, 'a shared taker queues behind the waiter');
+  inFlight.release();
+  (await pending!).release();
+  const after = await HostStateLock.acquire(dir, 'shared', 5_000);
+  after.release();
+  t.pass();
+});
 
 test('the daemon waits for a standalone call in flight; a call arriving while it starts is handed to it', async (t) => {
   t.timeout(240_000);
