@@ -47,18 +47,22 @@ function stopServer(server: Server): Promise<void> {
   });
 }
 
-/** True when something accepts connections on the unix socket at `path`. */
+/**
+ * False only when nobody listens on the unix socket at `path` (ECONNREFUSED, or it is gone).
+ * Anything else counts as alive: a full backlog (EAGAIN), or no answer within 5 s — on a loaded
+ * host a timer can fire before the connect is seen, and a live socket must never be taken over.
+ */
 function socketAlive(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const conn = createConnection(path);
-    const timer = setTimeout(() => finish(false), 1000);
+    const timer = setTimeout(() => finish(true), 5000);
     function finish(alive: boolean) {
       clearTimeout(timer);
       conn.destroy();
       resolve(alive);
     }
     conn.once('connect', () => finish(true));
-    conn.once('error', () => finish(false));
+    conn.once('error', (err: NodeJS.ErrnoException) => finish(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT'));
   });
 }
 
