@@ -161,17 +161,37 @@ export class NetworkAdmin {
     if (!net.id.startsWith('cni:')) {
       throw new NetworkAdminError('docker-network', `network ${net.name ?? net.id} was created through Docker (id ${net.id}): remove it with docker network rm`);
     }
-    const eps = await this.records.listEndpoints(net.id);
-    if (eps.length > 0) {
-      const names = eps.map((e) => e.names[0] ?? e.containerId ?? e.id).slice(0, 5).join(', ');
-      throw new NetworkAdminError('active-endpoints', `error while removing network: network ${net.name ?? net.id} id ${net.id} has active endpoints (${eps.length}: ${names})`);
+    // Under the mark, an endpoint recorded from now on backs out (RecordStore.createEndpoint),
+    // and one recorded before is in the list below: none slips in between check and delete.
+    await this.records.updateNetwork(net.id, (cur) => ({ ...cur, removing: new Date().toISOString() }));
+    let removed = false;
+    try {
+      const eps = await this.records.listEndpoints(net.id);
+      if (eps.length > 0) {
+        const names = eps.map((e) => e.names[0] ?? e.containerId ?? e.id).slice(0, 5).join(', ');
+        throw new NetworkAdminError('active-endpoints', `error while removing network: network ${net.name ?? net.id} id ${net.id} has active endpoints (${eps.length}: ${names})`);
+      }
+      if (net.driver === 'overlay') await this.deps.overlay.deleteNetwork(net.id);
+      else if (net.driver === 'host') await this.deps.host.deleteNetwork(net.id);
+      else await this.deps.bridge.deleteNetwork(net.id);
+      removed = true;
+    } finally {
+      if (!removed) await this.unmark(net.id);
     }
-    if (net.driver === 'overlay') await this.deps.overlay.deleteNetwork(net.id);
-    else if (net.driver === 'host') await this.deps.host.deleteNetwork(net.id);
-    else await this.deps.bridge.deleteNetwork(net.id);
     if (net.name !== undefined) await this.releasePools(net, nets);
     this.deps.log.info({ network: net.id, name: net.name, driver: net.driver }, 'network removed (local API)');
     return net;
+  }
+
+  /** Take a refused or failed removal's mark off the network (if it is still there). */
+  private async unmark(id: string): Promise<void> {
+    await this.records
+      .updateNetwork(id, (cur) => {
+        if (cur.removing === undefined) return cur;
+        const { removing: _, ...rest } = cur;
+        return rest;
+      })
+      .catch((err: Error) => this.deps.log.warn({ network: id, err: err.message }, 'could not clear the removal mark (it lapses by itself)'));
   }
 
   /** The network's pools, unless a same-named network (a CNI bridge network of another host) still uses them. */

@@ -208,3 +208,39 @@ test('ipam gc frees an allocation whose owner is gone, keeps live ones, is idemp
   t.is(badGrace.code, 1);
   t.regex(badGrace.stderr, /--grace "soon": expected a whole number of seconds/);
 });
+
+test('network rm checks for endpoints under a mark: an ADD meanwhile backs out (CNI 11), a refused rm leaves no mark, a crashed one lapses', async (t) => {
+  const { nets, d } = await daemonIn(t, 'nrmk');
+  const sock = ['--socket', d.socket];
+  t.is((await cli(['network', 'create', '--driver', 'tsbridge', '--subnet', '10.93.0.0/24', ...sock, 'race'])).code, 0);
+  const conf = { cniVersion: '1.0.0', name: 'race', type: 'tsbridge', isGateway: true, ipMasq: true, store: d.store, ipam: { type: 'tsipam', ranges: [[{ subnet: '10.93.0.0/24' }]] } };
+  const [c1, c2] = [await nets.add('c1'), await nets.add('c2')];
+  const env1 = { CNI_CONTAINERID: 'c0ffee11', CNI_NETNS: c1.path, CNI_IFNAME: 'eth0' };
+  const env2 = { CNI_CONTAINERID: 'c0ffee12', CNI_NETNS: c2.path, CNI_IFNAME: 'eth0' };
+  const store = await openStore(d.store);
+  t.teardown(() => store.close());
+  const records = new RecordStore(store);
+  const mark = (ageMs: number) => records.updateNetwork('cni:h1:race', (cur) => ({ ...cur, removing: new Date(Date.now() - ageMs).toISOString() }));
+
+  const first = await cniCall(d.socket, 'ADD', conf, env1);
+  t.is(first.status, 200, JSON.stringify(first.body));
+  t.is((await cli(['network', 'rm', ...sock, 'race'])).code, 1);
+  t.is((await records.getNetwork('cni:h1:race'))?.removing, undefined, 'the refused removal took its mark away');
+
+  // A removal under way (the mark rm sets before it lists endpoints): a new endpoint backs out.
+  await mark(0);
+  const refused = await cniCall(d.socket, 'ADD', conf, env2);
+  t.is(refused.status, 503);
+  t.is(refused.body.error.code, 11, JSON.stringify(refused.body));
+  t.regex(refused.body.error.msg, /network race is being removed/);
+  t.deepEqual((await records.listEndpoints('cni:h1:race')).map((e) => e.containerId), ['c0ffee11'], 'nothing recorded for the refused ADD');
+  t.notRegex(await c2.ip('-o', 'link', 'show'), /eth0/);
+  t.deepEqual((await lsJson(d, ['ipam', 'ls'])).map((a) => a.address).sort(), ['10.93.0.1', '10.93.0.2'], 'its address was given back');
+
+  // A mark older than a removal can take (a crashed CLI or daemon) holds nothing back.
+  await mark(31_000);
+  t.is((await cniCall(d.socket, 'ADD', conf, env2)).status, 200);
+  for (const env of [env1, env2]) t.is((await cniCall(d.socket, 'DEL', conf, env)).status, 200);
+  t.is((await cli(['network', 'rm', ...sock, 'race'])).code, 0);
+  t.deepEqual(await lsJson(d, ['network', 'ls']), []);
+});

@@ -20,7 +20,8 @@ export type DriverErrorCode =
   | 'store-contention'
   | 'teardown-incomplete'
   | 'vni-taken'
-  | 'vni-exhausted';
+  | 'vni-exhausted'
+  | 'network-removing';
 
 const KIND: Record<DriverErrorCode, ErrorKind> = {
   'invalid-config': 'bad-request',
@@ -39,9 +40,10 @@ const KIND: Record<DriverErrorCode, ErrorKind> = {
   'teardown-incomplete': 'unavailable',
   'vni-taken': 'conflict',
   'vni-exhausted': 'unavailable',
+  'network-removing': 'unavailable',
 };
 
-const RETRYABLE = new Set<DriverErrorCode>(['store-contention', 'teardown-incomplete']);
+const RETRYABLE = new Set<DriverErrorCode>(['store-contention', 'teardown-incomplete', 'network-removing']);
 
 /** A driver-level refusal or failure, with a message naming the field and value at fault. */
 export class DriverError extends CodedError<DriverErrorCode> {

@@ -3,7 +3,7 @@
 // daemon and a standalone CNI executable on the same file, or hosts on etcd) never lose updates.
 import { keys, type KeyValue, type Store } from '../../../store/index.js';
 import { DriverError } from './errors.js';
-import { decodeEndpointRecord, decodeNetworkRecord, encodeRecord, type EndpointRecord, type NetworkRecord } from './records.js';
+import { decodeEndpointRecord, decodeNetworkRecord, encodeRecord, removalUnderWay, type EndpointRecord, type NetworkRecord } from './records.js';
 
 /** Outcome of a create-if-absent: the record now stored, and whether this call wrote it. */
 export interface CreateOutcome<T> {
@@ -90,8 +90,19 @@ export class RecordStore {
     return this.list(keys.endpoints(), decodeEndpointRecord);
   }
 
-  createEndpoint(rec: EndpointRecord): Promise<CreateOutcome<EndpointRecord>> {
-    return this.createIfAbsent(keys.endpoint(rec.networkId, rec.id), rec, decodeEndpointRecord);
+  /**
+   * Store `rec` unless the endpoint exists (then return what is there). A new endpoint whose
+   * network is gone or being removed (`network rm` checks for endpoints under a mark) is taken
+   * back: network-removing, retryable. Write first, read the network after: either the removal's
+   * endpoint check sees this record, or this read sees the removal's mark.
+   */
+  async createEndpoint(rec: EndpointRecord, now = new Date()): Promise<CreateOutcome<EndpointRecord>> {
+    const out = await this.createIfAbsent(keys.endpoint(rec.networkId, rec.id), rec, decodeEndpointRecord);
+    if (!out.created) return out;
+    const net = await this.getNetwork(rec.networkId);
+    if (net && !removalUnderWay(net, now)) return out;
+    await this.deleteEndpoint(rec.networkId, rec.id);
+    throw new DriverError('network-removing', `network ${net?.name ?? rec.networkId} is being removed (or is gone): endpoint ${rec.id} not recorded; try again`);
   }
 
   /**

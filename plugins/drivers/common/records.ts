@@ -39,8 +39,23 @@ export interface NetworkRecord {
   adopted?: { mtu: number; up: boolean };
   /** The driver options as given (for inspection; the typed fields above are what counts). */
   options: Record<string, string | number | boolean>;
+  /**
+   * ISO 8601 time a `network rm` began (it checks for endpoints under this mark, so an endpoint
+   * recorded meanwhile backs out); a mark older than REMOVAL_MARK_MS was left by a crash.
+   */
+  removing?: string;
   /** ISO 8601. */
   createdAt: string;
+}
+
+/** How long a `removing` mark holds back new endpoints; an older one is a crashed removal's. */
+export const REMOVAL_MARK_MS = 30_000;
+
+/** True while a removal of `net` is under way (a fresh `removing` mark). */
+export function removalUnderWay(net: NetworkRecord, now: Date): boolean {
+  if (net.removing === undefined) return false;
+  const age = now.getTime() - Date.parse(net.removing);
+  return age >= -REMOVAL_MARK_MS && age < REMOVAL_MARK_MS;
 }
 
 /** One published port after host-port allocation. */
@@ -130,7 +145,7 @@ export function decodeNetworkRecord(text: string, key: string): NetworkRecord {
   need(isStrArr(o.subnets), 'subnets');
   need(isStrArr(o.gateways), 'gateways');
   for (const f of ['internal', 'icc', 'masquerade', 'ipv6'] as const) need(isBool(o[f]), f);
-  need(optStr(o.name) && optStr(o.hostId) && optStr(o.bridge) && optStr(o.hostBindingIpv4), 'name/hostId/bridge/hostBindingIpv4');
+  need(optStr(o.name) && optStr(o.hostId) && optStr(o.bridge) && optStr(o.hostBindingIpv4) && optStr(o.removing), 'name/hostId/bridge/hostBindingIpv4/removing');
   need(o.mtu === undefined || Number.isInteger(o.mtu), 'mtu');
   need(o.vni === undefined || Number.isInteger(o.vni), 'vni');
   need(o.hairpin === undefined || isBool(o.hairpin), 'hairpin');
