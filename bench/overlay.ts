@@ -8,6 +8,7 @@
 //                during churn, etcd writes/s, heap.
 // Run: npx tsx bench/overlay.ts [--only convergence|throughput|scale] [--endpoints 50]
 //      [--hosts 1000] [--per-host 30] [--networks 10] [--churn-seconds 20] [--iperf-seconds 3] [--iperf-rounds 5]
+//      [--variant veth-gro,notrack,forward-first,no-br-nf]   (throughput experiments, see VARIANTS)
 import { loadavg } from 'node:os';
 import type { EndpointRecord } from '../plugins/drivers/common/records.js';
 import type { InstalledPeer, LocalNetwork, PeerDiff, PeerTable } from '../plugins/drivers/overlay/peer-entries.js';
@@ -33,6 +34,7 @@ const NETWORKS = Number(arg('networks', '10'));
 const CHURN_S = Number(arg('churn-seconds', '20'));
 const IPERF_S = Number(arg('iperf-seconds', '3'));
 const IPERF_ROUNDS = Number(arg('iperf-rounds', '5'));
+const VARIANT = arg('variant', '').split(',').filter(Boolean);
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const ms = (x: number) => `${x.toFixed(1)} ms`;
@@ -131,6 +133,50 @@ async function plainVxlan(set: World['set'], a: World['hosts'][number], b: World
   return [ctrs[0]!, ctrs[1]!];
 }
 
+/**
+ * Data-path experiments (issue #7), applied in the bench's own host and container namespaces
+ * after everything is set up; none is part of the driver. Host↔host is the same in all of them
+ * except `no-br-nf` (which cannot touch it: host↔host traffic is routed, not bridged there).
+ *  veth-gro       GRO (veth NAPI) on tsoverlay's veths, both ends;
+ *  notrack        an nft table: NOTRACK for the VXLAN UDP port (both ways, as Calico does) and for
+ *                 frames bridged between containers of the network (not for the gateway);
+ *  forward-first  `-i br -o br -j ACCEPT` at the top of FORWARD (ICC on: what TSO-FORWARD decides last);
+ *  no-br-nf       net.bridge.bridge-nf-call-iptables=0 in the host namespaces: bridged frames skip
+ *                 netfilter altogether (an upper bound: the setting is namespace-wide, it breaks ICC
+ *                 off and links, and Docker/kube-proxy on a real host need it on).
+ */
+const VARIANTS = ['veth-gro', 'notrack', 'forward-first', 'no-br-nf'] as const;
+
+async function applyVariants(w: World, subnet: string, gateway: string, ctrs: Netns[]): Promise<void> {
+  for (const v of VARIANT) if (!(VARIANTS as readonly string[]).includes(v)) throw new Error(`unknown variant ${v} (${VARIANTS.join(', ')})`);
+  for (const h of w.hosts) {
+    const links = JSON.parse(await h.ns.ip('-j', 'link', 'show')) as Array<{ ifname: string }>;
+    const br = links.map((l) => l.ifname).find((n) => n.startsWith('tsob-'))!;
+    const veths = links.map((l) => l.ifname).filter((n) => n.startsWith('tso') && !n.startsWith('tsob-'));
+    if (VARIANT.includes('veth-gro')) for (const d of veths) await h.ns.exec('ethtool', ['-K', d, 'gro', 'on']);
+    if (VARIANT.includes('notrack')) {
+      const table = [
+        'table ip bench_notrack {',
+        '  chain pre {',
+        '    type filter hook prerouting priority -310;',
+        `    udp dport 4789 ip daddr ${h.underlay.address} notrack`,
+        `    iifname "${br}" ip daddr ${subnet} ip daddr != ${gateway} notrack`,
+        '  }',
+        '  chain out {',
+        '    type filter hook output priority -310;',
+        `    udp dport 4789 ip saddr ${h.underlay.address} notrack`,
+        '  }',
+        '}',
+        '',
+      ].join('\n');
+      await h.ns.exec('nft', ['-f', '-'], { input: table });
+    }
+    if (VARIANT.includes('forward-first')) await h.ns.exec('iptables', ['-I', 'FORWARD', '1', '-i', br, '-o', br, '-j', 'ACCEPT']);
+    if (VARIANT.includes('no-br-nf')) await h.ns.exec('sysctl', ['-q', '-w', 'net.bridge.bridge-nf-call-iptables=0']);
+  }
+  if (VARIANT.includes('veth-gro')) for (const c of ctrs) await c.exec('ethtool', ['-K', 'eth0', 'gro', 'on']);
+}
+
 async function throughput(cluster: EtcdCluster): Promise<void> {
   const ctx = context();
   try {
@@ -143,6 +189,8 @@ async function throughput(cluster: EtcdCluster): Promise<void> {
     if (!(await pingUntil(ca, '10.211.0.3'))) throw new Error('containers do not reach each other');
     const [pa, pb] = await plainVxlan(w.set, a, b);
     if (!(await pingUntil(pa, '10.212.0.3'))) throw new Error('plain VXLAN containers do not reach each other');
+    await applyVariants(w, '10.211.0.0/24', '10.211.0.1', [ca, cb]);
+    if (VARIANT.length && !(await pingUntil(ca, '10.211.0.3'))) throw new Error(`containers do not reach each other with ${VARIANT.join(',')}`);
     const under: number[] = [];
     const over: number[] = [];
     const plain: number[] = [];
@@ -157,7 +205,7 @@ async function throughput(cluster: EtcdCluster): Promise<void> {
     const u = Math.max(...under);
     const o = Math.max(...over);
     const paired = under.map((x, i) => over[i]! / x);
-    console.log(`throughput (iperf3 TCP, ${IPERF_S} s × ${IPERF_ROUNDS} alternating rounds, veth underlay, MTU 1500 / overlay 1450; load ${loadavg()[0]!.toFixed(1)}):`);
+    console.log(`throughput (iperf3 TCP, ${IPERF_S} s × ${IPERF_ROUNDS} alternating rounds, veth underlay, MTU 1500 / overlay 1450; variant ${VARIANT.join(',') || 'none'}; load ${loadavg()[0]!.toFixed(1)}):`);
     console.log(`  rounds host↔host ${under.map((x) => x.toFixed(2)).join(' ')}   container↔container ${over.map((x) => x.toFixed(2)).join(' ')}   plain kernel VXLAN ${plain.map((x) => x.toFixed(2)).join(' ')} Gbit/s`);
     console.log(`  best host↔host ${u.toFixed(2)} Gbit/s   best container↔container across hosts ${o.toFixed(2)} Gbit/s   ratio ${(o / u).toFixed(2)}× (goal ≥ 0.9×: ${o / u >= 0.9 ? 'met' : 'NOT met'}); median paired ratio ${pct(paired, 50).toFixed(2)}×`);
     const p = Math.max(...plain);
