@@ -2,6 +2,7 @@
 // VIPs. Holds the desired state in memory, applies only what a change touches through one
 // backend (iptables-restore per family, or one nft transaction) chosen at construction, rolls
 // back on failure, and reconciles against the kernel's dump.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { HostPortAllocator, readListeners, type PortWant, type Reservation } from './allocator.js';
 import type { LinkState, NetworkState, PortBinding, ServiceState } from './build.js';
 import type { BackendKind, FirewallBackend } from './backend.js';
@@ -62,8 +63,12 @@ export class Firewall {
   private readonly links = new Map<string, LinkState & { id: string }>();
   private readonly services = new Map<string, ServiceState>();
   private queue: Promise<unknown> = Promise.resolve();
-  /** Inside bulk(): chains to sync when it ends. */
-  private pending?: Changed;
+  /**
+   * Inside bulk(): the chains to sync when it ends, per caller (async context). One instance-wide
+   * set let a DEL that ran beside a long reconcile's bulk() put its changes in the reconcile's set
+   * and return before they were applied (its rules outlived the DEL).
+   */
+  private readonly pending = new AsyncLocalStorage<Changed>();
 
   constructor(private readonly opts: FirewallOptions = {}) {
     this.tools = opts.tools ?? new NetnsTools(opts.netnsPath);
@@ -85,8 +90,9 @@ export class Firewall {
 
   /** Apply; on failure put the desired state back (undo) and re-apply it, then rethrow. */
   private async commit(changed: Changed, undo: () => Changed): Promise<void> {
-    if (this.pending) {
-      for (const f of FAMILIES) for (const k of changed[f]) this.pending[f].add(k);
+    const pending = this.pending.getStore();
+    if (pending) {
+      for (const f of FAMILIES) for (const k of changed[f]) pending[f].add(k);
       return;
     }
     try {
@@ -102,18 +108,17 @@ export class Firewall {
   /**
    * Run fn with kernel syncs deferred, then apply everything it changed in one transaction per
    * family (a restart re-adding thousands of endpoints). Validation and port conflicts still fail
-   * the individual calls; a kernel failure at the end fails bulk() as a whole.
+   * the individual calls; a kernel failure at the end fails bulk() as a whole. What fn changes is
+   * applied before bulk() returns; calls made beside it (other callers) are applied on their own.
+   * A bulk() inside fn joins the enclosing one.
    */
   async bulk<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.pending) return fn();
-    this.pending = DesiredState.changed();
+    if (this.pending.getStore()) return fn();
+    const pending = DesiredState.changed();
     let result: T;
     try {
-      result = await fn();
+      result = await this.pending.run(pending, fn);
     } finally {
-      await this.queue;
-      const pending = this.pending;
-      this.pending = undefined;
       await this.serial(() => this.sync(pending));
     }
     return result;

@@ -41,6 +41,30 @@ export function publishSuite(kind: BackendKind): void {
     t.regex(await reach(topo.host, 'udp', HOST_IP, 5300), /^c0 /);
   });
 
+  // A DEL through the daemon ran beside a periodic reconcile's bulk(): its unpublish landed in the
+  // reconcile's deferred set and the DEL returned with its rules still in place (a CI failure).
+  test.serial(`${kind}: ` + "a publish and unpublish beside another caller's open bulk() are applied when they return", async (t) => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const other = topo.fw.bulk(() => held);
+    try {
+      await pub(1, ['8097:80']);
+      t.is(await reach(topo.nb, 'tcp', HOST_IP, 8097), `c1 ${NB_IP}`, 'published before the other bulk ends');
+      await topo.fw.unpublish('ep1');
+      t.is(await reach(topo.nb, 'tcp', HOST_IP, 8097, 700), 'ERR:ECONNREFUSED', 'unpublished before the other bulk ends');
+      // Inside a bulk the changes wait for its end, and a bulk() within it joins it.
+      await topo.fw.bulk(async () => {
+        await topo.fw.bulk(() => pub(1, ['8097:80']));
+        t.is(await reach(topo.nb, 'tcp', HOST_IP, 8097, 700), 'ERR:ECONNREFUSED', 'deferred inside the bulk');
+      });
+      t.is(await reach(topo.nb, 'tcp', HOST_IP, 8097), `c1 ${NB_IP}`, 'applied when the bulk returns');
+      await topo.fw.unpublish('ep1');
+    } finally {
+      release();
+      await other;
+    }
+  });
+
   // nft runs every base chain at a hook: an accept in our table does not override the DROP
   // policy dockerd (and makeTopo) set in iptables' FORWARD. The backend relays its accepts there.
   if (kind === 'nft') {
