@@ -4,7 +4,7 @@
 import test from 'ava';
 import { keys } from '../../store/keys.js';
 import { DEFAULT_LINK_GROUPS } from '../../plugins/drivers/bridge/bridge.js';
-import { bridgeEnv, dockerId, ping, type Env } from './fixture.js';
+import { bridgeEnv, dockerId, ping, pingSoon, type Env } from './fixture.js';
 
 const SUBNET = { subnet: '10.41.0.0/24', gateway: '10.41.0.1' };
 
@@ -209,8 +209,8 @@ test('reconcile re-attaches host ends after the bridge was deleted, and removes 
   t.is(report.reattached.length, 2);
   t.deepEqual(report.vethsRemoved, ['tsoleftover']);
   t.deepEqual(report.errors, []);
-  t.true((await env.h.link(a.hostVeth))!.bridgePort!.hairpin);
-  t.true(await ping(env.ctr.c1!, '10.41.0.3'));
+  t.true((await env.h.link(a.hostVeth))!.bridgePort!.hairpin, 'hairpin back on the re-attached port');
+  t.true(await pingSoon(env.ctr.c1!, '10.41.0.3'), 'c1 reaches c2 over the re-made bridge');
   t.is(await env.h.link('tscleftover'), null);
 });
 

@@ -70,6 +70,12 @@ export async function ping(from: Netns, to: string, waitSeconds = 2): Promise<bo
   return r.code === 0;
 }
 
+/** Up to `tries` pings (first answer wins): for paths just (re)made, on a loaded machine. */
+export async function pingSoon(from: Netns, to: string, tries = 3): Promise<boolean> {
+  for (let i = 0; i < tries; i++) if (await ping(from, to)) return true;
+  return false;
+}
+
 /** A 64-hex id like Docker's, from a short tag. */
 export function dockerId(tag: string): string {
   return createHash('sha256').update(tag).digest('hex');

@@ -128,7 +128,8 @@ export async function startDaemon(opts: StartDaemonOptions = {}): Promise<Daemon
     socket,
     child,
     logs,
-    waitForLog(msg, timeoutMs = 20_000) {
+    // Generous: a start on a loaded 2-core machine took over 20 s (store to ready).
+    waitForLog(msg, timeoutMs = 60_000) {
       const match = matcher(msg);
       const seen = handle.records().find(match);
       if (seen) return Promise.resolve(seen);
