@@ -96,16 +96,22 @@ export class ServiceController {
     this.opts.onError?.(err, what);
   }
 
-  /** Load every service and endpoint, apply, then follow changes. Resolves once applied. */
-  async start(): Promise<void> {
+  /** Load every service and endpoint and apply them, once; resolves with the revision to follow from. */
+  async load(): Promise<number> {
     const { store } = this.opts;
     const svc = await store.range(keys.services());
     const eps = await store.range(keys.endpoints());
     for (const kv of svc.kvs) this.putService(kv.key, kv.value);
     for (const kv of eps.kvs) this.putEndpoint(kv.key, kv.value);
-    const from = Math.max(svc.revision, eps.revision) + 1;
     for (const name of this.services.keys()) this.dirty.add(name);
     await this.flush();
+    return Math.max(svc.revision, eps.revision) + 1;
+  }
+
+  /** Load every service and endpoint, apply, then follow changes. Resolves once applied. */
+  async start(): Promise<void> {
+    const { store } = this.opts;
+    const from = await this.load();
     const gap = (err: Error) => this.report(err, 'watch gap: restart the controller');
     this.watchers.push(
       await store.watch(keys.services(), (ev) => {

@@ -3,7 +3,7 @@
 import { Ipam, type Allocation, type PoolInfo } from '../../ipam/index.js';
 import { RecordStore } from '../../plugins/drivers/common/record-store.js';
 import type { EndpointRecord, NetworkRecord } from '../../plugins/drivers/common/records.js';
-import { findEndpoint, RecordError } from '../link-records.js';
+import { findEndpoint, RecordError } from '../../plugins/drivers/common/link-records.js';
 import { findNetwork } from './links-services.js';
 import { withStore, type LsOptions } from './ls.js';
 

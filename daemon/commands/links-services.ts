@@ -7,7 +7,7 @@ import { endpointView, selectBackends, type ServiceRecord } from '../../proxy/se
 import { checkService } from '../../proxy/specs.js';
 import { keys, lastSegment } from '../../store/keys.js';
 import type { Store } from '../../store/types.js';
-import { checkRef, decodeLinkRecord, findEndpoint, linkAddresses, linkEnv, linkPorts, parseLinkPort, RecordError, refOf, type LinkRecord } from '../link-records.js';
+import { checkRef, decodeLinkRecord, findEndpoint, linkAddresses, linkEnv, linkPorts, parseLinkPort, RecordError, refOf, type LinkRecord } from '../../plugins/drivers/common/link-records.js';
 import { printRows, withStore } from './ls.js';
 
 export interface StoreCommandOptions {

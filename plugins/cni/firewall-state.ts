@@ -8,11 +8,13 @@ import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { configFromRecord } from '../drivers/bridge/config.js';
 import { firewallNetwork } from '../drivers/bridge/bridge.js';
+import { LinkController } from '../drivers/common/link-controller.js';
 import { RecordStore } from '../drivers/common/record-store.js';
 import type { EndpointRecord } from '../drivers/common/records.js';
 import { HostPortAllocator } from '../../proxy/allocator.js';
 import type { BackendKind } from '../../proxy/backend.js';
 import { Firewall, type PortBinding } from '../../proxy/firewall.js';
+import { ServiceController } from '../../proxy/services.js';
 import type { Store } from '../../store/types.js';
 import { foreignNetworks, listAttachments } from './attachments.js';
 
@@ -64,8 +66,9 @@ function endpointIps(ep: EndpointRecord): { containerIp: string; containerIpv6?:
 
 /**
  * Give `fw` this host's whole desired state from the store: bridge networks, the ports their
- * endpoints publish, tsportmap's foreign networks and bindings. A record the firewall refuses
- * is reported through `warn` and skipped (one bad record must not block every ADD).
+ * endpoints publish, tsportmap's foreign networks and bindings, links and service VIPs (read
+ * once, as the daemon's controllers would apply them). A record the firewall refuses is
+ * reported through `warn` and skipped (one bad record must not block every ADD).
  */
 export async function preloadFirewall(fw: Firewall, store: Store, hostId: string, warn: (m: string) => void): Promise<void> {
   const records = new RecordStore(store, (key, err) => warn(`skipping unreadable record ${key}: ${err.message}`));
@@ -90,6 +93,9 @@ export async function preloadFirewall(fw: Firewall, store: Store, hostId: string
     }
   }
   await preloadPortmaps(fw, store, hostId, warn, bridges);
+  const onError = (err: unknown, what: string) => warn(`firewall state: skipping ${what}: ${(err as Error).message}`);
+  await attempt('links', () => new LinkController({ store, firewall: fw, onError }).load());
+  await attempt('services', () => new ServiceController({ store, firewall: fw, onError }).load());
 }
 
 /**
@@ -126,9 +132,8 @@ export async function preloadPortmaps(fw: Firewall, store: Store, hostId: string
  * family, writing only what differs; with `backend: 'nft'`, one table listing and one nft
  * transaction — give the backend the daemon recorded, so both program the same one). A reconcile rather than the proxy's incremental apply:
  * a fresh process must create the base chains its jumps need, and may remove rules another
- * process wrote. Rules the store does not explain (the daemon's service VIPs and links) go
- * with it until the daemon's own reconcile puts them back — standalone plugins run only
- * while the daemon is down.
+ * process wrote. Links and service VIPs come from the store as well, so the daemon's rules
+ * survive a standalone call made while it is down.
  */
 export async function withHostFirewall<T>(
   opts: { store: Store; hostId: string; lockDir?: string; backend?: BackendKind; warn: (m: string) => void },

@@ -5,8 +5,10 @@ import test from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LinkController } from '../../daemon/store-rules.js';
-import { findEndpoint, linkEnv } from '../../daemon/link-records.js';
+import { startStoreRules } from '../../daemon/store-rules.js';
+import { preloadFirewall } from '../../plugins/cni/firewall-state.js';
+import { LinkController } from '../../plugins/drivers/common/link-controller.js';
+import { findEndpoint, linkEnv } from '../../plugins/drivers/common/link-records.js';
 import { RecordStore } from '../../plugins/drivers/common/record-store.js';
 import type { EndpointRecord, NetworkRecord } from '../../plugins/drivers/common/records.js';
 import { Firewall } from '../../proxy/firewall.js';
@@ -160,5 +162,39 @@ test('the LinkController applies link records to the firewall and follows endpoi
   await eventually((r) => r.length === 2 && r.every((l) => l.includes('10.78.0.9/32')), 'db back at 10.78.0.9');
   await store.delete(keys.link('n1', 'web', 'db'));
   await eventually((r) => r.length === 0, 'link removed');
+  t.deepEqual(errors, []);
+});
+
+// A standalone CNI executable (daemon down) rebuilds the host's firewall from the store and
+// reconciles our chains to it: links and service VIPs must be part of that state, or the
+// reconcile removes what the daemon applied.
+test('a standalone firewall reconcile (a CNI call while the daemon is down) keeps the daemon\'s links and service VIPs', async (t) => {
+  const { store } = await seeded(t);
+  const set = new NetnsSet('lnks');
+  t.teardown(() => set.cleanup());
+  const ns = await set.add('h');
+  await store.put(keys.link('n1', 'web', 'db'), JSON.stringify({ networkId: 'n1', from: 'web', to: 'db', alias: 'db', ports: [], createdAt: now }));
+  await store.put(keys.service('websvc'), JSON.stringify({ name: 'websvc', vip: '10.96.0.10', ports: [{ proto: 'tcp', port: 80, targetPort: 80 }], selector: { endpoints: ['web'] } }));
+  const state = async () => {
+    const save = await ns.exec('iptables-save', []);
+    return { links: save.split('\n').filter((l) => l.startsWith('-A TSO-LINKS') && l.includes('ACCEPT')).length, vip: save.includes('-d 10.96.0.10/32') };
+  };
+  const errors: string[] = [];
+  // The daemon: networks from the records, then its controllers.
+  const daemonFw = new Firewall({ netnsPath: ns.path });
+  t.teardown(() => daemonFw.close());
+  await daemonFw.init();
+  await preloadFirewall(daemonFw, store, 'h1', (m) => errors.push(m));
+  const rules = await startStoreRules({ store, firewall: daemonFw, onError: (e, w) => errors.push(`${w}: ${(e as Error).message}`) });
+  await rules.stop();
+  t.deepEqual(await state(), { links: 2, vip: true }, 'applied by the daemon');
+  // The daemon is gone; a standalone call rebuilds the state from the store and reconciles.
+  const standalone = new Firewall({ netnsPath: ns.path });
+  t.teardown(() => standalone.close());
+  await standalone.bulk(async () => {
+    await preloadFirewall(standalone, store, 'h1', (m) => errors.push(m));
+    await standalone.reconcile();
+  });
+  t.deepEqual(await state(), { links: 2, vip: true }, 'still there after the standalone reconcile');
   t.deepEqual(errors, []);
 });

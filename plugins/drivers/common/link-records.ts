@@ -2,7 +2,7 @@
 // add` writes at keys.link(network, from, to) and what the daemon's LinkController applies.
 // Endpoints are named by reference (a name or alias, else the id) so a container that comes
 // back with a new endpoint under the same name keeps its links. Pure: no I/O.
-import type { EndpointRecord, Protocol } from '../plugins/drivers/common/records.js';
+import type { EndpointRecord, Protocol } from './records.js';
 
 /** Error of the link/service commands and records: stable code, class, retryable. */
 export class RecordError extends Error {
