@@ -9,7 +9,10 @@
 // Run: npx tsx bench/overlay.ts [--only convergence|throughput|scale] [--endpoints 50]
 //      [--hosts 1000] [--per-host 30] [--networks 10] [--churn-seconds 20] [--iperf-seconds 3] [--iperf-rounds 5]
 //      [--variant veth-gro,notrack,forward-first,no-br-nf]   (throughput experiments, see VARIANTS)
-import { loadavg } from 'node:os';
+//      [--perf]   (throughput: also the CPU cost per byte of each path from `perf record -a`, see perfIndex)
+import { mkdtemp, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { EndpointRecord } from '../plugins/drivers/common/records.js';
 import type { InstalledPeer, LocalNetwork, PeerDiff, PeerTable } from '../plugins/drivers/overlay/peer-entries.js';
 import { PeerProgrammer } from '../plugins/drivers/overlay/peers.js';
@@ -35,6 +38,7 @@ const CHURN_S = Number(arg('churn-seconds', '20'));
 const IPERF_S = Number(arg('iperf-seconds', '3'));
 const IPERF_ROUNDS = Number(arg('iperf-rounds', '5'));
 const VARIANT = arg('variant', '').split(',').filter(Boolean);
+const PERF = process.argv.includes('--perf');
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const ms = (x: number) => `${x.toFixed(1)} ms`;
@@ -92,10 +96,51 @@ async function convergence(cluster: EtcdCluster): Promise<void> {
 
 // ---- throughput ----
 
-async function iperf(server: Netns, client: Netns, target: string): Promise<number> {
+interface PerfIndex {
+  /** iperf3 + ksoftirqd samples / samples in _copy_{from,to}_iter (a per-byte cost equal on every path). */
+  total: number;
+  /** The netfilter part (nft_*, nf_*, br_nf_*, conntrack, xt matches) on the same scale. */
+  netfilter: number;
+}
+
+/**
+ * CPU cost per byte, load-independent: `perf record -a` (cpu-clock) for `seconds`, counting only
+ * iperf3 and ksoftirqd samples (the TCP and softirq work of the flow) and dividing by the samples
+ * of the user↔kernel copies, which cost the same per byte on every path.
+ */
+async function perfIndex(seconds: number): Promise<PerfIndex> {
+  const dir = await mkdtemp(join(tmpdir(), 'tsot-perf-'));
+  const file = join(dir, 'perf.data');
+  try {
+    await run('perf', ['record', '-q', '-a', '-e', 'cpu-clock', '-F', '999', '-o', file, '--', 'sleep', String(seconds)], { timeoutMs: (seconds + 30) * 1000 });
+    const out = await run('perf', ['report', '-i', file, '--no-children', '--sort', 'comm,sym', '--stdio', '-g', 'none', '-n'], { timeoutMs: 120_000 });
+    let total = 0;
+    let copy = 0;
+    let nf = 0;
+    for (const line of out.split('\n')) {
+      const m = /^\s+[\d.]+%\s+(\d+)\s+(\S+)\s+\[.\]\s+(\S+)/.exec(line);
+      if (!m || !/^(iperf3|ksoftirqd)/.test(m[2]!)) continue;
+      const n = Number(m[1]);
+      const sym = m[3]!;
+      total += n;
+      if (sym === '_copy_from_iter' || sym === '_copy_to_iter') copy += n;
+      if (/^(nft|nf_|__nf|br_nf|ipt|xt_)/.test(sym) || sym.includes('conntrack')) nf += n;
+    }
+    return { total: total / Math.max(1, copy), netfilter: nf / Math.max(1, copy) };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function iperf(server: Netns, client: Netns, target: string, perf?: PerfIndex[]): Promise<number> {
   const srv = server.tryExec('iperf3', ['-s', '-1', '-B', target], { timeoutMs: (IPERF_S + 20) * 1000 });
   await sleep(300);
-  const out = await client.exec('iperf3', ['-c', target, '-t', String(IPERF_S), '-J'], { timeoutMs: (IPERF_S + 20) * 1000 });
+  const cli = client.exec('iperf3', ['-c', target, '-t', String(IPERF_S), '-J'], { timeoutMs: (IPERF_S + 20) * 1000 });
+  if (perf && IPERF_S >= 2) {
+    await sleep(500);
+    perf.push(await perfIndex(IPERF_S - 1));
+  }
+  const out = await cli;
   await srv;
   const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
   return j.end.sum_received.bits_per_second / 1e9;
@@ -197,10 +242,11 @@ async function throughput(cluster: EtcdCluster): Promise<void> {
     // Alternate the two paths round by round so both see the same background load; on a shared
     // machine single runs swing ±50 %, so the capacity of each path is its best round, and the
     // paired per-round ratios are printed too (median) to show the spread.
+    const perf = { under: [] as PerfIndex[], over: [] as PerfIndex[], plain: [] as PerfIndex[] };
     for (let i = 0; i < IPERF_ROUNDS; i++) {
-      under.push(await iperf(b.ns, a.ns, b.underlay.address));
-      over.push(await iperf(cb, ca, '10.211.0.3'));
-      plain.push(await iperf(pb, pa, '10.212.0.3'));
+      under.push(await iperf(b.ns, a.ns, b.underlay.address, PERF ? perf.under : undefined));
+      over.push(await iperf(cb, ca, '10.211.0.3', PERF ? perf.over : undefined));
+      plain.push(await iperf(pb, pa, '10.212.0.3', PERF ? perf.plain : undefined));
     }
     const u = Math.max(...under);
     const o = Math.max(...over);
@@ -210,6 +256,11 @@ async function throughput(cluster: EtcdCluster): Promise<void> {
     console.log(`  best host↔host ${u.toFixed(2)} Gbit/s   best container↔container across hosts ${o.toFixed(2)} Gbit/s   ratio ${(o / u).toFixed(2)}× (goal ≥ 0.9×: ${o / u >= 0.9 ? 'met' : 'NOT met'}); median paired ratio ${pct(paired, 50).toFixed(2)}×`);
     const p = Math.max(...plain);
     console.log(`  reference: the same two hosts with a VXLAN set up by hand (bridge + vxlan + static FDB/neighbour + one FORWARD accept, no tsoverlay) best ${p.toFixed(2)} Gbit/s = ${(p / u).toFixed(2)}× host↔host; tsoverlay / plain VXLAN ${(o / p).toFixed(2)}×`);
+    if (PERF) {
+      const med = (xs: PerfIndex[], k: keyof PerfIndex) => pct(xs.map((x) => x[k]), 50);
+      const row = (name: string, xs: PerfIndex[]) => `${name} ${med(xs, 'total').toFixed(2)} (netfilter ${med(xs, 'netfilter').toFixed(2)})`;
+      console.log(`  CPU per byte (perf: iperf3+ksoftirqd samples / copy samples, median of rounds): ${row('host↔host', perf.under)}   ${row('container↔container', perf.over)}   ${row('plain VXLAN', perf.plain)}; host↔host / container↔container ${(med(perf.under, 'total') / med(perf.over, 'total')).toFixed(2)}×`);
+    }
   } finally {
     await ctx.done();
   }

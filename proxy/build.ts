@@ -82,7 +82,11 @@ function subnetsOf(n: NetworkState, family: Family): string[] {
 /** The per-network chains of one family: raw drop, POSTROUTING, FORWARD, isolation. */
 export function networkChains(networks: readonly NetworkState[], family: Family): Chain[] {
   const nets = networks.filter((n) => subnetsOf(n, family).length > 0);
-  const forward: Rule[] = [{ target: { kind: 'jump', chain: CHAINS.isolation1 } }, { target: { kind: 'jump', chain: CHAINS.links } }];
+  // Frames between containers of one ICC network end in ACCEPT whatever comes before (isolation
+  // and other networks' rules only see frames crossing bridges; links only accept): decided first,
+  // so the bulk of bridged traffic skips the conntrack matches below (issue #7).
+  const iccFirst: Rule[] = nets.filter((n) => n.icc).map((n) => ({ in: { name: n.bridge }, out: { name: n.bridge }, target: { kind: 'ACCEPT' } }));
+  const forward: Rule[] = [...iccFirst, { target: { kind: 'jump', chain: CHAINS.isolation1 } }, { target: { kind: 'jump', chain: CHAINS.links } }];
   const post: Rule[] = [];
   // Published ports and VIPs are public: traffic DNAT'd to another of our networks (and its
   // replies, which carry the same conntrack state) is not isolation's business.
@@ -100,7 +104,7 @@ export function networkChains(networks: readonly NetworkState[], family: Family)
       // A masqueraded network is reached from outside only through published ports.
       forward.push({ in: { name: br, not: true }, out: { name: br }, target: { kind: n.masquerade ? 'DROP' : 'ACCEPT' } });
     }
-    forward.push({ in: { name: br }, out: { name: br }, target: { kind: n.icc ? 'ACCEPT' : 'DROP' } });
+    if (!n.icc) forward.push({ in: { name: br }, out: { name: br }, target: { kind: 'DROP' } });
     iso1.push({ in: { name: br }, out: { name: br, not: true }, target: { kind: 'jump', chain: CHAINS.isolation2 } });
     iso2.push({ out: { name: br }, target: { kind: 'DROP' } });
     for (const s of subnetsOf(n, family)) {

@@ -93,6 +93,16 @@ test.serial('two overlay networks are isolated from each other', async (t) => {
     t.false(await ping(from, to), `${to} must not be reachable from the other network`);
   }
   void rb;
+  // The bulk of overlay traffic (bridged between a container and the VXLAN device) is accepted by
+  // the first FORWARD rules, before any conntrack match (issue #7); isolation still dropped above.
+  const fwd = (await a.ns.exec('iptables', ['-v', '-S', 'TSO-FORWARD'])).split('\n').filter((l) => l.startsWith('-A '));
+  for (const br of [red.bridge!, green.bridge!]) {
+    const re = new RegExp(`^-A TSO-FORWARD -i ${br} -o ${br} -c (\\d+) \\d+ -j ACCEPT$`);
+    const m = fwd.slice(0, 2).map((l) => re.exec(l)).find(Boolean);
+    t.truthy(m, `one of the first two rules of TSO-FORWARD accepts ${br} → ${br}: ${fwd.slice(0, 2).join(' | ')}`);
+    t.true(Number(m?.[1]) > 0, `bridged frames of ${br} were accepted by it`);
+  }
+  t.regex(fwd[2]!, /-j TSO-ISOLATION-1$/);
   // Each VXLAN device knows only its own network's remote endpoint.
   const vxs = (await w.k.ns(a.ns.path).links()).filter((l) => l.kind === 'vxlan');
   t.is(vxs.length, 2);
