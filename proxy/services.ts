@@ -2,7 +2,8 @@
 // endpoint records by name or by labels; any change to either re-syncs the affected services.
 // Limits: endpoints are matched on this host's view of the store; a record that fails
 // validation is reported through onError and skipped, the others go on.
-import { keys, lastSegment, type Store, type Watcher } from '../store/index.js';
+import { StoreFollower, type FollowedPrefix } from '../store/follower.js';
+import { keys, lastSegment, type Store } from '../store/index.js';
 import type { Firewall } from './firewall.js';
 import type { ServiceSpec } from './specs.js';
 import { familyOf, ip as checkIp } from './validate.js';
@@ -81,62 +82,39 @@ export interface ServiceControllerOptions {
 }
 
 /** Watches services and endpoints in the store and keeps the firewall's VIPs current. */
-export class ServiceController {
+export class ServiceController extends StoreFollower {
   private readonly services = new Map<string, ServiceRecord>();
   private readonly endpoints = new Map<string, EndpointView>();
   /** What was last applied per service (JSON of the spec), to skip no-op updates. */
   private readonly applied = new Map<string, string>();
-  private watchers: Watcher[] = [];
-  private dirty = new Set<string>();
-  private flushing: Promise<void> = Promise.resolve();
 
-  constructor(private readonly opts: ServiceControllerOptions) {}
+  constructor(private readonly opts: ServiceControllerOptions) {
+    super(opts.store, (err) => opts.onError?.(err, 'watch gap: restart the controller'));
+  }
 
   private report(err: unknown, what: string): void {
     this.opts.onError?.(err, what);
   }
 
-  /** Load every service and endpoint and apply them, once; resolves with the revision to follow from. */
-  async load(): Promise<number> {
-    const { store } = this.opts;
-    const svc = await store.range(keys.services());
-    const eps = await store.range(keys.endpoints());
-    for (const kv of svc.kvs) this.putService(kv.key, kv.value);
-    for (const kv of eps.kvs) this.putEndpoint(kv.key, kv.value);
-    for (const name of this.services.keys()) this.dirty.add(name);
-    await this.flush();
-    return Math.max(svc.revision, eps.revision) + 1;
-  }
-
-  /** Load every service and endpoint, apply, then follow changes. Resolves once applied. */
-  async start(): Promise<void> {
-    const { store } = this.opts;
-    const from = await this.load();
-    const gap = (err: Error) => this.report(err, 'watch gap: restart the controller');
-    this.watchers.push(
-      await store.watch(keys.services(), (ev) => {
-        if (ev.type === 'put') this.putService(ev.key, ev.value);
-        else this.deleteService(ev.key);
-        void this.flush();
-      }, { fromRevision: from, onGap: gap }),
-      await store.watch(keys.endpoints(), (ev) => {
-        if (ev.type === 'put') this.putEndpoint(ev.key, ev.value);
-        else this.endpoints.delete(ev.key);
-        for (const name of this.services.keys()) this.dirty.add(name);
-        void this.flush();
-      }, { fromRevision: from, onGap: gap }),
-    );
-  }
-
-  /** Stop following the store (the firewall keeps its rules). */
-  async stop(): Promise<void> {
-    await Promise.all(this.watchers.splice(0).map((w) => w.cancel()));
-    await this.flushing;
-  }
-
-  /** Resolves when every change seen so far has been applied. */
-  idle(): Promise<void> {
-    return this.flushing;
+  protected prefixes(): FollowedPrefix[] {
+    // Any endpoint may match a selector: every service is looked at again.
+    const endpointChanged = () => {
+      for (const name of this.services.keys()) this.dirty.add(name);
+    };
+    return [
+      { prefix: keys.services(), put: (k, v) => this.putService(k, v), delete: (k) => this.deleteService(k) },
+      {
+        prefix: keys.endpoints(),
+        put: (k, v) => {
+          this.putEndpoint(k, v);
+          endpointChanged();
+        },
+        delete: (k) => {
+          this.endpoints.delete(k);
+          endpointChanged();
+        },
+      },
+    ];
   }
 
   private putService(key: string, value: string): void {
@@ -164,16 +142,7 @@ export class ServiceController {
     else this.endpoints.delete(key);
   }
 
-  private flush(): Promise<void> {
-    this.flushing = this.flushing.then(async () => {
-      const names = [...this.dirty];
-      this.dirty.clear();
-      for (const name of names) await this.syncOne(name);
-    });
-    return this.flushing;
-  }
-
-  private async syncOne(name: string): Promise<void> {
+  protected async syncOne(name: string): Promise<void> {
     const rec = this.services.get(name);
     try {
       if (!rec) {

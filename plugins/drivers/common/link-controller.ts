@@ -3,7 +3,8 @@
 // them. Limit: a link is applied only on the host whose firewall holds its network.
 import { ProxyError } from '../../../proxy/errors.js';
 import type { Firewall } from '../../../proxy/firewall.js';
-import { keys, parseKey, type Store, type Watcher } from '../../../store/index.js';
+import { StoreFollower, type FollowedPrefix } from '../../../store/follower.js';
+import { keys, parseKey, type Store } from '../../../store/index.js';
 import { decodeLinkRecord, findEndpoint, linkAddresses, linkPorts, type LinkRecord } from './link-records.js';
 import { decodeEndpointRecord, type EndpointRecord } from './records.js';
 
@@ -17,61 +18,34 @@ export interface LinkControllerOptions {
 }
 
 /** Follows links and endpoints in the store and keeps the firewall's link rules current. */
-export class LinkController {
+export class LinkController extends StoreFollower {
   private readonly links = new Map<string, LinkRecord>();
   /** Endpoints by network id, then by key. */
   private readonly endpoints = new Map<string, Map<string, EndpointRecord>>();
   /** Links (by key) whose rules are in the firewall now. */
   private readonly applied = new Map<string, LinkRecord>();
-  private readonly dirty = new Set<string>();
-  private watchers: Watcher[] = [];
-  private flushing: Promise<void> = Promise.resolve();
 
-  constructor(private readonly opts: LinkControllerOptions) {}
-
-  /** Load links and endpoints and apply them, once; resolves with the revision to follow from. */
-  async load(): Promise<number> {
-    const { store } = this.opts;
-    const links = await store.range(keys.links());
-    const eps = await store.range(keys.endpoints());
-    for (const kv of eps.kvs) this.putEndpoint(kv.key, kv.value);
-    for (const kv of links.kvs) this.putLink(kv.key, kv.value);
-    await this.flush();
-    return Math.max(links.revision, eps.revision) + 1;
+  constructor(private readonly opts: LinkControllerOptions) {
+    super(opts.store, (err) => opts.onError?.(err, 'watch gap: restart the daemon to re-read links'));
   }
 
-  /** Load links and endpoints, apply, then follow changes. Resolves once applied. */
-  async start(): Promise<void> {
-    const { store } = this.opts;
-    const from = await this.load();
-    const gap = (err: Error) => this.opts.onError?.(err, 'watch gap: restart the daemon to re-read links');
-    this.watchers.push(
-      await store.watch(keys.links(), (ev) => {
-        if (ev.type === 'put') this.putLink(ev.key, ev.value);
-        else {
-          this.links.delete(ev.key);
-          this.dirty.add(ev.key);
-        }
-        void this.flush();
-      }, { fromRevision: from, onGap: gap }),
-      await store.watch(keys.endpoints(), (ev) => {
-        const networkId = ev.type === 'put' ? this.putEndpoint(ev.key, ev.value) : this.deleteEndpoint(ev.key);
-        if (networkId === undefined) return;
-        for (const [key, l] of this.links) if (l.networkId === networkId) this.dirty.add(key);
-        void this.flush();
-      }, { fromRevision: from, onGap: gap }),
-    );
-  }
-
-  /** Stop following the store (the firewall keeps its rules). */
-  async stop(): Promise<void> {
-    await Promise.all(this.watchers.splice(0).map((w) => w.cancel()));
-    await this.flushing;
-  }
-
-  /** Resolves when every change seen so far has been applied. */
-  idle(): Promise<void> {
-    return this.flushing;
+  protected prefixes(): FollowedPrefix[] {
+    // Endpoints first: a link's first application finds its ends.
+    const endpointChanged = (networkId: string | undefined) => {
+      if (networkId === undefined) return;
+      for (const [key, l] of this.links) if (l.networkId === networkId) this.dirty.add(key);
+    };
+    return [
+      { prefix: keys.endpoints(), put: (k, v) => endpointChanged(this.putEndpoint(k, v)), delete: (k) => endpointChanged(this.deleteEndpoint(k)) },
+      {
+        prefix: keys.links(),
+        put: (k, v) => this.putLink(k, v),
+        delete: (k) => {
+          this.links.delete(k);
+          this.dirty.add(k);
+        },
+      },
+    ];
   }
 
   private putLink(key: string, value: string): void {
@@ -109,15 +83,6 @@ export class LinkController {
     return networkId;
   }
 
-  private flush(): Promise<void> {
-    this.flushing = this.flushing.then(async () => {
-      const todo = [...this.dirty];
-      this.dirty.clear();
-      for (const key of todo) await this.syncOne(key);
-    });
-    return this.flushing;
-  }
-
   /** Withdraw what was applied under a key (idempotent). */
   private async withdraw(key: string): Promise<void> {
     const prev = this.applied.get(key);
@@ -126,7 +91,7 @@ export class LinkController {
     await this.opts.firewall.removeLink(prev.networkId, prev.from, prev.to);
   }
 
-  private async syncOne(key: string): Promise<void> {
+  protected async syncOne(key: string): Promise<void> {
     const rec = this.links.get(key);
     try {
       const prev = this.applied.get(key);
