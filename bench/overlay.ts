@@ -185,7 +185,8 @@ async function plainVxlan(set: World['set'], a: World['hosts'][number], b: World
  *  veth-gro       GRO (veth NAPI) on tsoverlay's veths, both ends;
  *  notrack        an nft table: NOTRACK for the VXLAN UDP port (both ways, as Calico does) and for
  *                 frames bridged between containers of the network (not for the gateway);
- *  forward-first  `-i br -o br -j ACCEPT` at the top of FORWARD (ICC on: what TSO-FORWARD decides last);
+ *  forward-first  `-i br -o br -j ACCEPT` at the top of FORWARD (what TSO-FORWARD's first rules do
+ *                 since issue #7; it measured that change before it was made);
  *  no-br-nf       net.bridge.bridge-nf-call-iptables=0 in the host namespaces: bridged frames skip
  *                 netfilter altogether (an upper bound: the setting is namespace-wide, it breaks ICC
  *                 off and links, and Docker/kube-proxy on a real host need it on).
