@@ -86,6 +86,21 @@ test.serial('the daemon restarted (SIGTERM, then SIGKILL) with running container
   t.deepEqual(await settled(0), { endpoints: 0, addresses: 0, veths: 0 });
 });
 
+// DeleteEndpoint used to be answered before its work: a daemon killed right after left the
+// record (and its veth) for the engine GC, a minute after restart. Now the answer comes once the
+// record is gone, so when `docker rm -f` returns there is nothing left to collect.
+test.serial('docker rm -f returns with the endpoint gone: a daemon killed right after leaves nothing for the GC', async (t) => {
+  const { engine } = w();
+  await engine.docker(['run', '-d', '--name', 'k1', '--net', 'rs', 'busybox:local', 'sleep', '600']);
+  t.deepEqual(await settled(1), { endpoints: 1, addresses: 1, veths: 1 });
+  await engine.docker(['rm', '-f', 'k1']);
+  await w().daemon.kill();
+  t.deepEqual(await inventory(), { endpoints: 0, addresses: 0, veths: 0 }, 'no record, address or veth at the answer');
+  await w().restartDaemon();
+  t.deepEqual(await inventory(), { endpoints: 0, addresses: 0, veths: 0 });
+  t.deepEqual(gcNeeded, [], 'nothing was left for the engine GC');
+});
+
 test.serial('the daemon killed between CreateEndpoint and Join: the start succeeds or fails cleanly, nothing leaks', async (t) => {
   const { engine } = w();
   const created = (rec: Record<string, unknown>) => rec.method === 'NetworkDriver.CreateEndpoint' && rec.status === 200;

@@ -1,5 +1,5 @@
 // Work the engine need not wait for, per endpoint: a join prepared while the engine builds the
-// sandbox, and teardown (Leave, DeleteEndpoint) done after the reply. Tasks of one endpoint run
+// sandbox, and Leave's teardown done after the reply (DeleteEndpoint queues behind it and waits). Tasks of one endpoint run
 // in order; a network's deletion and the daemon's stop wait for them (drain).
 import type { Logger } from '../backend.js';
 
@@ -32,8 +32,9 @@ export class EndpointTasks<P> {
   /**
    * Run fn after the endpoint's earlier tasks (and after its prepared work settled); failures are
    * logged: teardown is best-effort, and what stays behind is in the store for reconcile/GC.
+   * Resolves (never rejects) when fn has run: a caller may answer before or after it.
    */
-  later(networkId: string, endpointId: string, what: string, fn: () => Promise<void>): void {
+  later(networkId: string, endpointId: string, what: string, fn: () => Promise<void>): Promise<void> {
     const before = this.tasks.get(endpointId)?.done ?? Promise.resolve();
     const prepared = this.take(endpointId);
     const done = before
@@ -45,6 +46,7 @@ export class EndpointTasks<P> {
     void done.then(() => {
       if (this.tasks.get(endpointId) === entry) this.tasks.delete(endpointId);
     });
+    return done;
   }
 
   /** Wait for every task (of one network, or all). */

@@ -101,9 +101,14 @@ export class DockerBridgeNetwork implements NetworkDriverBackend {
     };
   }
 
+  /**
+   * Answered once the endpoint's record is gone (after a deferred Leave's teardown, in order): a
+   * daemon killed after the answer leaves nothing to collect. A failure is logged and answered as
+   * success, as before — the engine forgets the endpoint either way; reconcile and GC take the rest.
+   */
   async deleteEndpoint(input: EndpointRef): Promise<void> {
     const run = () => this.opts.driver.deleteEndpoint(input.networkId, input.endpointId);
-    if (this.deferred) this.tasks.later(input.networkId, input.endpointId, 'DeleteEndpoint', run);
+    if (this.deferred) await this.tasks.later(input.networkId, input.endpointId, 'DeleteEndpoint', run);
     else await run();
   }
 
