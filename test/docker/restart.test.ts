@@ -51,10 +51,10 @@ async function settled(n: number) {
   const ok = async () => JSON.stringify(await inventory()) === want;
   await eventually(ok, 30_000, `${n} of each`).catch(() => undefined);
   if (!(await ok())) {
-    // Teardown is answered before it runs (deferred.ts): a daemon killed in between, or a start
-    // the engine's set-key hook race failed, leaves that endpoint's record for the engine GC,
-    // which frees what the engine no longer has once past its grace (the daemon runs it a minute
-    // after start-up). Run it now with a later clock; records of live containers stay.
+    // A daemon killed between a Leave and the engine's DeleteEndpoint, or a start that failed
+    // inside the engine, leaves that endpoint's record for the engine GC, which frees what the
+    // engine no longer has once past its grace (the daemon runs it a minute after start-up).
+    // Run it now with a later clock; records of live containers stay.
     const report = await engineSync(() => Date.now() + 120_000).gc();
     gcNeeded.push(`${n}: ${JSON.stringify(report)}`);
     await eventually(ok, 10_000, `${n} of each after GC`).catch(() => undefined);
