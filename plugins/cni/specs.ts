@@ -21,7 +21,10 @@ export interface DaemonCniOptions {
   warn: (msg: string) => void;
 }
 
-/** A CniContext over the daemon's own objects (nothing is closed after a request). */
+/**
+ * A CniContext over the daemon's own objects (nothing is closed after a request): the daemon's
+ * hand-off route (daemon/cni-handoff.ts) and the benchmarks that stand in for it use this one.
+ */
 export function daemonCniContext(o: DaemonCniOptions): CniContext {
   return {
     hostId: o.hostId,
@@ -32,7 +35,9 @@ export function daemonCniContext(o: DaemonCniOptions): CniContext {
       return { store, release: () => store.close() };
     },
     kernel: async () => o.kernel,
-    withFirewall: (_store, fn) => fn(o.firewall),
+    // The daemon's firewall already holds the host's whole desired state; one call's changes
+    // are applied together when it ends.
+    withFirewall: (_store, fn) => o.firewall.bulk(() => fn(o.firewall)),
     warn: o.warn,
   };
 }
