@@ -4,7 +4,7 @@
 // the daemon's CPU time. Run: sudo npx tsx bench/cni-phases.ts [N=20] [CONCURRENT=100]
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,13 +28,9 @@ function wrap(proto: Record<string, unknown>, name: string, label: string): void
 }
 
 async function inHost(work: string): Promise<void> {
-  const { openStore } = await import('../store/open.js');
-  const { Kernel } = await import('../netlink/index.js');
   const { SpawnHelper } = await import('../netlink/spawn-helper.js');
-  const { Firewall } = await import('../proxy/firewall.js');
-  const { HostPortAllocator } = await import('../proxy/allocator.js');
   const { serveHandOff } = await import('../plugins/cni/handoff-server.js');
-  const { cniPluginSpecs, daemonCniContext } = await import('../plugins/cni/specs.js');
+  const { benchCniDaemon } = await import('./cni-daemon.js');
   const { BridgeDriver } = await import('../plugins/drivers/bridge/bridge.js');
   const { BridgeKernel } = await import('../plugins/drivers/bridge/bridge-kernel.js');
   const { IpamRunner } = await import('../plugins/cni/ipam-runner.js');
@@ -43,14 +39,11 @@ async function inHost(work: string): Promise<void> {
   wrap(IpamRunner.prototype as never, 'add', 'ipam.add');
   wrap(IpamRunner.prototype as never, 'run', 'ipam.run (DEL)');
   const storeUrl = `sqlite://${join(work, 'store.db')}`;
-  const store = await openStore(storeUrl);
   const helper = new SpawnHelper();
-  const firewall = new Firewall({ allocator: new HostPortAllocator({ hostId: hostname(), store }) });
-  await firewall.init();
-  const specs = cniPluginSpecs(daemonCniContext({ hostId: hostname(), store, storeUrl, kernel: new Kernel({ spawn: helper.collect }), firewall, warn: (m) => process.stderr.write(`${m}\n`) }));
+  const { store, specFor } = await benchCniDaemon(storeUrl, helper.collect);
   const confOf = (name: string) => JSON.stringify({ cniVersion: '1.0.0', name, type: 'tsbridge', bridge: `tsb${name}`, isGateway: true, ipMasq: true, store: storeUrl, ipam: { type: 'tsipam', ranges: [[{ subnet: '10.77.0.0/16' }]], routes: [{ dst: '0.0.0.0/0' }] } });
   const call = (cmd: string, id: string, conf = confOf('phases')) =>
-    serveHandOff({ plugin: 'tsbridge', reply: 'exec', env: { CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: `/var/run/netns/${id}`, CNI_IFNAME: 'eth0' }, stdin: conf }, (n) => specs[n as keyof typeof specs]);
+    serveHandOff({ plugin: 'tsbridge', reply: 'exec', env: { CNI_COMMAND: cmd, CNI_CONTAINERID: id, CNI_NETNS: `/var/run/netns/${id}`, CNI_IFNAME: 'eth0' }, stdin: conf }, specFor);
   const ns = (id: string) => spawnSync('ip', ['netns', 'add', id]);
   const total: Record<string, number[]> = { ADD: [], DEL: [] };
   const prefix = `tsob-ph${process.pid}`;

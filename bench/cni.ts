@@ -8,10 +8,11 @@
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SpawnHelper } from '../netlink/spawn-helper.js';
+import { benchCniDaemon } from './cni-daemon.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const REF = '/usr/lib/cni';
@@ -167,24 +168,16 @@ async function concurrent(s: Setup, label: string, file: string, conf: object): 
 
 /** The daemon's side for the hand-off mode: run in the host namespace by this same script. */
 async function serve(sock: string, storeUrl: string): Promise<void> {
-  const { openStore } = await import('../store/open.js');
-  const { Kernel } = await import('../netlink/index.js');
-  const { Firewall } = await import('../proxy/firewall.js');
-  const { HostPortAllocator } = await import('../proxy/allocator.js');
   const { serveHandOff } = await import('../plugins/cni/handoff-server.js');
-  const { cniPluginSpecs, daemonCniContext } = await import('../plugins/cni/specs.js');
-  const store = await openStore(storeUrl);
-  const firewall = new Firewall({ allocator: new HostPortAllocator({ hostId: hostname(), store }) });
-  await firewall.init();
   // As the daemon (daemon/daemon.ts): iproute2 forked by a small helper, not by this big process.
-  const specs = cniPluginSpecs(daemonCniContext({ hostId: hostname(), store, storeUrl, kernel: new Kernel({ spawn: spawner.collect }), firewall, warn: (m) => process.stderr.write(`${m}\n`) }));
+  const { specFor } = await benchCniDaemon(storeUrl, spawner.collect);
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (d: Buffer) => chunks.push(d));
     req.on('end', async () => {
       const t0 = performance.now();
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { env?: { CNI_COMMAND?: string } };
-      const out = await serveHandOff(body, (n) => specs[n as keyof typeof specs]);
+      const out = await serveHandOff(body, specFor);
       res.writeHead(out.status, { 'content-type': 'application/json' }).end(JSON.stringify(out.body));
       // The daemon's own share of each call, for the report.
       process.stdout.write(`served ${body.env?.CNI_COMMAND} ${(performance.now() - t0).toFixed(2)}\n`);
