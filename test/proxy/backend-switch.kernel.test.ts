@@ -91,6 +91,14 @@ async function check(w: World, list: FaultConflist, a: { containerId: string; ne
   return '';
 }
 
+/** ADD of the whole list (must succeed), DEL of it at teardown; the container's IPv4 address. */
+async function attach(t: ExecutionContext, w: World, list: FaultConflist, a: Parameters<World['rt']['add']>[1]) {
+  const add = await w.rt.add(list, a);
+  t.is(add.code, 0, add.stdout + add.stderr);
+  t.teardown(async () => void (await w.rt.del(list, a, add.json)));
+  return { add, ip: add.json.ips[0].address.split('/')[0] as string };
+}
+
 const recorded = (w: World) => readFileSync(join(w.dir, 'state', 'firewall-backend'), 'utf8').trim();
 
 test('standalone tsbridge/tsportmap program the nft backend the daemon recorded; the restarted daemon keeps and then removes them', async (t) => {
@@ -101,10 +109,7 @@ test('standalone tsbridge/tsportmap program the nft backend the daemon recorded;
   await d.stop();
   const list = w.list(d.store, d.socket);
   const a = { containerId: 'bswa1', netns: w.ctr.path, ifname: 'eth0', runtimeConfig: { portMappings: [{ hostPort: 18081, containerPort: 80, protocol: 'tcp' }] } };
-  const add = await w.rt.add(list, a);
-  t.is(add.code, 0, add.stdout + add.stderr);
-  t.teardown(async () => void (await w.rt.del(list, a, add.json)));
-  const ip = add.json.ips[0].address.split('/')[0] as string;
+  const { add, ip } = await attach(t, w, list, a);
   let r = await rulesOf(w.host, ip);
   t.true(r.nftHasIp, 'the standalone DNAT is an element of our nft table');
   t.false(r.iptHasIp || r.iptChains, 'nothing of ours in iptables');
@@ -131,10 +136,7 @@ test('a daemon restarted with the other backend removes the first one\'s rules; 
   let d = await w.daemon('iptables');
   const list = w.list(d.store, d.socket);
   const a = { containerId: 'bswb1', netns: w.ctr.path, ifname: 'eth0', runtimeConfig: { portMappings: [{ hostPort: 18082, containerPort: 80, protocol: 'tcp' }] } };
-  const add = await w.rt.add(list, a);
-  t.is(add.code, 0, add.stdout + add.stderr);
-  t.teardown(async () => void (await w.rt.del(list, a, add.json)));
-  const ip = add.json.ips[0].address.split('/')[0] as string;
+  const { add, ip } = await attach(t, w, list, a);
   await startEchoServer(w.ctr, 'ctr', [80], [], w.servers);
   t.is(await reach(w.nb, 'tcp', HOST, 18082), `ctr ${NB}`, 'iptables: the port answers');
   t.like(await rulesOf(w.host, ip), { iptChains: true, iptHasIp: true, nftTable: false });
