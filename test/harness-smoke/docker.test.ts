@@ -10,7 +10,7 @@ import { containerIPv4, pingFromContainer } from '../harness/container.js';
 import { startDockerd, type DockerEngine } from '../harness/docker.js';
 import { waitFor } from '../harness/engine-api.js';
 import { NetnsSet } from '../harness/netns.js';
-import { cgroupDirs, isAlive, mountsUnder, namespaceMembers } from '../harness/proc.js';
+import { cgroupDirs, isAlive, mountsUnder, NamespacePin, namespaceMembers } from '../harness/proc.js';
 import { rootSnapshot, type RootSnapshot } from '../harness/root-guard.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/mini-driver.mjs', import.meta.url));
@@ -98,6 +98,10 @@ test.serial('stop() leaves no process, mount, cgroup, file or root-namespace cha
   await e.docker(['run', '-d', '--name', 'left-running', 'busybox:local', 'sleep', '300']);
   const containerPid = await e.containerPid('left-running');
   const { pid, mntNs, cgroup, dir } = e;
+  // Held by the test, so "no member left" below cannot be about a later namespace given the same number.
+  const pin = NamespacePin.of(e.holderPid, mntNs);
+  t.truthy(pin, 'the engine namespace is pinned');
+  t.teardown(() => pin?.release());
   t.true(isAlive(pid) && isAlive(containerPid));
   const t0 = performance.now();
   await e.stop();

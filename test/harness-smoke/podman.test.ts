@@ -5,7 +5,7 @@ import test from 'ava';
 import { existsSync, readdirSync } from 'node:fs';
 import { NetnsSet, type Netns } from '../harness/netns.js';
 import { setupPodman, type PodmanHost } from '../harness/podman.js';
-import { cgroupDirs, isAlive, mountsUnder, namespaceMembers } from '../harness/proc.js';
+import { cgroupDirs, isAlive, mountsUnder, NamespacePin, namespaceMembers } from '../harness/proc.js';
 import { rootSnapshot, type RootSnapshot } from '../harness/root-guard.js';
 
 const nets = new NetnsSet('pd');
@@ -80,6 +80,10 @@ test.serial('stop() leaves no process, mount, cgroup, netns file, CNI cache or r
   await p.podman(['run', '-d', '--name', 'left-running', '--network', 'tnet', '--rootfs', p.rootfs, 'sleep', '300']);
   const containerPid = await p.containerPid('left-running');
   const { mntNs, cgroup, dir } = p;
+  // Held by the test, so "no member left" below cannot be about a later namespace given the same number.
+  const pin = NamespacePin.of(p.holderPid, mntNs);
+  t.truthy(pin, 'the podman namespace is pinned');
+  t.teardown(() => pin?.release());
   t.true(existsSync(`/sys/fs/cgroup/pids/${cgroup}`), 'containers run under the host cgroup');
   await p.stop();
   t.false(isAlive(containerPid), 'container ended');
