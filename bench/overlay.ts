@@ -4,9 +4,10 @@
 //                (default 1 s, 3 tries) so the figure shows the control plane, not ARP backoff;
 //  throughput  — iperf3 container↔container across hosts vs host↔host on the underlay (goal ≥ 0.9×),
 //                in two CPU models measured in the same run, round by round (see CPU_MODELS);
-//  scale       — no kernel: a simulator writes H hosts × E endpoints into etcd and churns 1 %/s; one
-//                real PeerProgrammer (recording table) watches: time to converge, its apply lag
-//                during churn, etcd writes/s, heap.
+//  scale       — a simulator writes H hosts × E endpoints into etcd (no kernels behind them) and
+//                churns 1 %/s; one real daemon process with a member on every network follows:
+//                cold-start convergence into its kernel, write → kernel lag, etcd writes/s, its
+//                memory and CPU (bench/overlay-scale.ts).
 // Run: npx tsx bench/overlay.ts [--only convergence|throughput|scale] [--endpoints 50]
 //      [--hosts 1000] [--per-host 30] [--networks 10] [--churn-seconds 20] [--iperf-seconds 3] [--iperf-rounds 5]
 //      [--variant veth-gro,notrack,forward-first,no-br-nf]   (throughput experiments, see VARIANTS)
@@ -14,17 +15,11 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { EndpointRecord } from '../plugins/drivers/common/records.js';
-import type { InstalledPeer, LocalNetwork, PeerDiff, PeerTable } from '../plugins/drivers/overlay/peer-entries.js';
-import { PeerProgrammer } from '../plugins/drivers/overlay/peers.js';
-import { isRetryable } from '../store/errors.js';
-import { keys } from '../store/keys.js';
-import { openStore } from '../store/open.js';
-import type { Op, Store } from '../store/types.js';
 import { startEtcdCluster, type EtcdCluster } from '../test/harness/etcd.js';
 import type { Netns } from '../test/harness/netns.js';
 import { overlayWorld, pingUntil, type World } from '../test/overlay/world.js';
 import { run } from '../test/harness/exec.js';
+import { scale } from './overlay-scale.js';
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -342,200 +337,13 @@ async function throughput(cluster: EtcdCluster): Promise<void> {
   }
 }
 
-// ---- control-plane scale ----
-
-/** A PeerTable without a kernel: holds entries in memory, timestamps when each MAC was programmed. */
-class RecordingTable implements PeerTable {
-  readonly tables = new Map<string, Map<string, InstalledPeer>>();
-  readonly putAt = new Map<string, number>();
-  readonly removedAt = new Map<string, number>();
-  ops = 0;
-
-  async read(net: LocalNetwork): Promise<Map<string, InstalledPeer>> {
-    return new Map(this.tables.get(net.id) ?? []);
-  }
-
-  async apply(net: LocalNetwork, d: PeerDiff): Promise<void> {
-    const t = this.tables.get(net.id) ?? new Map<string, InstalledPeer>();
-    this.tables.set(net.id, t);
-    const now = performance.now();
-    for (const e of d.remove) {
-      t.delete(e.mac);
-      this.removedAt.set(e.mac, now);
-    }
-    for (const e of d.put) {
-      t.set(e.mac, { mac: e.mac, vtep: e.vtep, port: e.port, master: true, ips: e.ips });
-      this.putAt.set(e.mac, now);
-    }
-    this.ops += d.put.length + d.remove.length + d.dropIps.length;
-  }
-
-  size(): number {
-    let n = 0;
-    for (const t of this.tables.values()) n += t.size;
-    return n;
-  }
-}
-
-const hostName = (h: number) => `sim-${h}`;
-const ipOf = (n: number) => `10.${64 + ((n >> 16) & 63)}.${(n >> 8) & 255}.${n & 255}`;
-const macOf = (ip: string) => `02:42:${ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join(':')}`;
-
-function endpointRec(net: string, id: string, host: string, n: number): EndpointRecord {
-  const ip = ipOf(n);
-  return { id, networkId: net, hostId: host, driver: 'overlay', names: [id], aliases: [], addresses: [`${ip}/10`], mac: macOf(ip), ports: [], exposed: [], createdAt: new Date().toISOString() };
-}
-
-async function retrying<T>(fn: () => Promise<T>): Promise<T> {
-  for (let i = 0; ; i++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!isRetryable(err) || i > 20) throw err;
-      await sleep(100);
-    }
-  }
-}
-
-async function writeAll(s: Store, ops: Op[]): Promise<void> {
-  for (let i = 0; i < ops.length; i += 128) {
-    const chunk = ops.slice(i, i + 128);
-    await retrying(() => s.txn([], chunk));
-  }
-}
-
-/** The simulated cluster: hosts and endpoints written straight into etcd, and their churn. */
-class Simulator {
-  readonly nets = Array.from({ length: NETWORKS }, (_, i) => `net-${i}`);
-  readonly live: { net: string; id: string; host: string; mac: string }[] = [];
-  private next = 0;
-
-  constructor(readonly store: Store) {}
-
-  async seed(): Promise<void> {
-    const hostOps: Op[] = Array.from({ length: HOSTS }, (_, h) => ({
-      type: 'put',
-      key: keys.host(hostName(h)),
-      value: JSON.stringify({ id: hostName(h), advertise: ipOf(h + 1).replace(/^10\./, '172.'), vxlanPort: 4789 }),
-    }));
-    await writeAll(this.store, hostOps);
-    const epOps: Op[] = [];
-    for (let h = 0; h < HOSTS; h++) for (let e = 0; e < PER_HOST; e++) epOps.push(this.create(this.nets[this.next % NETWORKS]!, hostName(h)));
-    await writeAll(this.store, epOps);
-  }
-
-  /** A new endpoint's put (recorded as live). */
-  create(net: string, host: string): Op {
-    const n = this.next++;
-    const rec = endpointRec(net, `ep-${n}`, host, n + 1000);
-    this.live.push({ net, id: rec.id, host, mac: rec.mac! });
-    return { type: 'put', key: keys.endpoint(net, rec.id), value: JSON.stringify(rec) };
-  }
-
-  /** Replace `n` random endpoints (delete one, create another on the same host and network). */
-  replace(n: number): { ops: Op[]; macs: string[] } {
-    const victims = Array.from({ length: n }, () => this.live.splice(Math.floor(Math.random() * this.live.length), 1)[0]!);
-    const ops: Op[] = [];
-    for (const v of victims) ops.push({ type: 'delete', key: keys.endpoint(v.net, v.id) }, this.create(v.net, v.host));
-    return { ops, macs: this.live.slice(-n).map((e) => e.mac) };
-  }
-}
-
-/** Churn at 1 %/s for CHURN_S seconds, paced by the clock; lag = write sent → programmed. */
-interface ChurnFigures {
-  seconds: number;
-  changes: number;
-  perSecond: number;
-  lags: number[];
-  /** MACs written but not yet seen programmed when the churn ended (mac → sent at). */
-  pending: Map<string, number>;
-}
-
-async function churn(sim: Simulator, table: RecordingTable): Promise<ChurnFigures> {
-  // Every 200 ms replace 0.2 % of the endpoints in one txn (≤ 128 ops).
-  const perTick = Math.max(1, Math.min(64, Math.round(sim.live.length / 500)));
-  const lags: number[] = [];
-  const pending = new Map<string, number>();
-  const collect = () => {
-    for (const [mac, at] of pending) {
-      const done = table.putAt.get(mac);
-      if (done !== undefined && done >= at) {
-        lags.push(done - at);
-        pending.delete(mac);
-      }
-    }
-  };
-  const start = performance.now();
-  let changes = 0;
-  let chain: Promise<unknown> = Promise.resolve();
-  for (let tick = 1; performance.now() - start < CHURN_S * 1000; tick++) {
-    const { ops, macs } = sim.replace(perTick);
-    // In order, but not waited for here: a slow etcd answer does not lower the rate.
-    chain = chain
-      .then(() => {
-        const at = performance.now();
-        for (const m of macs) pending.set(m, at);
-        return retrying(() => sim.store.txn([], ops));
-      })
-      .then(() => (changes += ops.length));
-    collect();
-    await sleep(Math.max(0, start + tick * 200 - performance.now()));
-  }
-  await chain;
-  const seconds = (performance.now() - start) / 1000;
-  return { seconds, changes, lags, perSecond: perTick * 5, pending };
-}
-
-async function scale(cluster: EtcdCluster): Promise<void> {
-  const prefix = `/bench-${Date.now()}`;
-  const sim = new Simulator(await openStore(`${cluster.url}${prefix}`));
-  const watcherStore = await openStore(`${cluster.url}${prefix}`);
-  const gc = () => (globalThis as { gc?: () => void }).gc?.();
-  try {
-    const t0 = performance.now();
-    await sim.seed();
-    console.log(`scale: wrote ${HOSTS} hosts × ${PER_HOST} endpoints (${sim.live.length}) over ${NETWORKS} networks in ${ms(performance.now() - t0)}`);
-
-    gc();
-    const heap0 = process.memoryUsage().heapUsed;
-    const table = new RecordingTable();
-    const prog = new PeerProgrammer({ store: watcherStore, hostId: 'watcher', table });
-    const c0 = performance.now();
-    await prog.start();
-    for (const net of sim.nets) prog.attach({ id: net, vxlan: 'vx', port: 4789 });
-    await prog.idle();
-    const convergeMs = performance.now() - c0;
-    if (table.size() !== sim.live.length) throw new Error(`programmed ${table.size()} of ${sim.live.length}`);
-    gc();
-    const heap = (process.memoryUsage().heapUsed - heap0) / 1048576;
-    console.log(`  converge from cold start: ${ms(convergeMs)} (${table.size()} entries); heap +${heap.toFixed(1)} MiB${(globalThis as { gc?: unknown }).gc ? '' : ' (no --expose-gc: approximate)'}`);
-
-    const rev0 = await watcherStore.revision();
-    const c = await churn(sim, table);
-    const rev1 = await watcherStore.revision();
-    await prog.idle();
-    for (const [mac, at] of c.pending) {
-      const done = table.putAt.get(mac);
-      if (done !== undefined) c.lags.push(done - at);
-    }
-    if (table.size() !== sim.live.length) throw new Error(`after churn: programmed ${table.size()} of ${sim.live.length}`);
-    console.log(`  churn ${c.perSecond} endpoints/s replaced for ${c.seconds.toFixed(1)} s: etcd ${((rev1 - rev0) / c.seconds).toFixed(1)} revisions/s, ${(c.changes / c.seconds).toFixed(0)} key writes/s (all by the simulator; the watcher writes nothing)`);
-    console.log(`  watcher lag (write → programmed) p50 ${ms(pct(c.lags, 50))}  p95 ${ms(pct(c.lags, 95))}  over ${c.lags.length} new endpoints; ${prog.status().syncs} syncs`);
-    await prog.stop();
-  } finally {
-    await retrying(() => sim.store.txn([], [{ type: 'deletePrefix', prefix: '/tsoverlay/' }])).catch(() => undefined);
-    await sim.store.close();
-    await watcherStore.close();
-  }
-}
-
 async function main(): Promise<void> {
   const cluster = await startEtcdCluster({ members: 3 });
   try {
     console.log(`overlay benchmark (2 cores shared; load average ${loadavg()[0]!.toFixed(1)}; etcd: 3 members on loopback)`);
     if (ONLY === 'all' || ONLY === 'convergence') await convergence(cluster);
     if (ONLY === 'all' || ONLY === 'throughput') await throughput(cluster);
-    if (ONLY === 'all' || ONLY === 'scale') await scale(cluster);
+    if (ONLY === 'all' || ONLY === 'scale') await scale(cluster, { hosts: HOSTS, perHost: PER_HOST, networks: NETWORKS, churnSeconds: CHURN_S });
   } finally {
     await cluster.stop();
   }
