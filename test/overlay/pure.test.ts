@@ -21,7 +21,19 @@ import {
 } from '../../plugins/drivers/overlay/config.js';
 import { HostReaper } from '../../plugins/drivers/overlay/host-gc.js';
 import { decodeHost, HostRegistration } from '../../plugins/drivers/overlay/hosts.js';
-import { asInstalled, desiredEntries, diffEntries, peerOf, type InstalledPeer } from '../../plugins/drivers/overlay/peer-entries.js';
+import {
+  asInstalled,
+  DesiredPeers,
+  desiredEntries,
+  diffEntries,
+  diffEntriesFor,
+  markInstalled,
+  peerOf,
+  type InstalledPeer,
+  type PeerDiff,
+  type PeerEndpoint,
+  type PeerEntry,
+} from '../../plugins/drivers/overlay/peer-entries.js';
 import { VniAllocator } from '../../plugins/drivers/overlay/vni.js';
 import { keys } from '../../store/keys.js';
 import { openStore } from '../../store/open.js';
@@ -153,6 +165,88 @@ test('diff: puts what is missing or different, removes the rest, keeps moved add
   t.deepEqual(d.remove, [{ mac: 'stale', vtep: '10.0.0.9', master: true, ips: ['10.1.0.5'] }], '10.1.0.8 is rewritten by m3, not deleted');
   const after = diffEntries(asInstalled(desired), desired);
   t.deepEqual(after, { put: [], remove: [], dropIps: [] });
+});
+
+test('desired peers kept change by change: the same entries, and diffs that leave the kernel as a full computation would', (t) => {
+  // A seeded walk over a small world, so MACs and addresses are often claimed twice (stale records).
+  let seed = 7;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const hosts = new Map([
+    ['a', { id: 'a', advertise: '10.0.0.1', port: 4789 }],
+    ['b', { id: 'b', advertise: '10.0.0.2', port: 4789 }],
+    ['c', { id: 'c', advertise: '10.0.0.3', port: 4790 }],
+    ['d', { id: 'd', advertise: null as string | null, port: 4789 }],
+  ]);
+  const endpoints = new Map<string, PeerEndpoint>();
+  const randomEndpoint = (wide: boolean): PeerEndpoint => {
+    const pool = wide ? 400 : 12;
+    const ips = [...new Set(Array.from({ length: 1 + rnd(2) }, () => `10.1.${rnd(pool) >> 8}.${rnd(pool) & 255}`))].sort();
+    return { hostId: ['a', 'b', 'c', 'd', 'gone'][rnd(5)]!, mac: `02:00:00:00:${(rnd(pool) >> 8).toString(16).padStart(2, '0')}:${(rnd(pool) & 255).toString(16).padStart(2, '0')}`, ips, createdAt: `2025-01-0${1 + rnd(3)}` };
+  };
+  // The kernel as the diffs leave it: FDB (mac → vtep) and neighbours (ip → mac).
+  const fdb = new Map<string, string>();
+  const neigh = new Map<string, string>();
+  const applyToKernel = (d: PeerDiff) => {
+    for (const e of d.remove) {
+      fdb.delete(e.mac);
+      for (const ip of e.ips) neigh.delete(ip);
+    }
+    for (const ip of d.dropIps) neigh.delete(ip);
+    for (const e of d.put) {
+      fdb.set(e.mac, `${e.vtep}:${e.port}`);
+      for (const ip of e.ips) neigh.set(ip, e.mac);
+    }
+  };
+  const sortDiff = (d: PeerDiff) => ({ put: d.put.map((e) => e.mac).sort(), remove: d.remove.map((e) => `${e.mac} ${e.ips.join()}`).sort(), dropIps: [...d.dropIps].sort() });
+  const sorted = (m: ReadonlyMap<string, PeerEntry>) => [...m.values()].map((e) => JSON.stringify(e)).sort();
+
+  let dp = DesiredPeers.build(endpoints, hosts, 'a');
+  let installed = asInstalled(dp.entries);
+  let incremental = 0;
+  let rebuilt = 0;
+  for (let step = 0; step < 3000; step++) {
+    // Mostly distinct MACs and addresses (the normal case), every fourth stretch a crowded pool.
+    const wide = Math.floor(step / 50) % 4 !== 0;
+    const changes: [string, PeerEndpoint | undefined][] = [];
+    for (let k = 1 + rnd(3); k > 0; k--) {
+      const id = `e${rnd(40)}`;
+      if (rnd(3) === 0) endpoints.delete(id);
+      else endpoints.set(id, randomEndpoint(wide));
+      changes.push([id, endpoints.get(id)]);
+    }
+    let diff: PeerDiff;
+    if (step % 400 === 399) {
+      // A host changed: the programmer computes the network again.
+      hosts.get('c')!.advertise = hosts.get('c')!.advertise === '10.0.0.3' ? '10.0.0.9' : '10.0.0.3';
+      dp = DesiredPeers.build(endpoints, hosts, 'a');
+      diff = diffEntries(installed, dp.entries);
+      installed = asInstalled(dp.entries);
+      rebuilt++;
+    } else {
+      const macs = dp.update(changes);
+      if (macs) {
+        diff = diffEntriesFor(installed, dp.entries, macs, (ip) => dp.wants(ip));
+        t.deepEqual(sortDiff(diff), sortDiff(diffEntries(installed, dp.entries)), `step ${step}: the diff of the touched MACs is the whole diff`);
+        markInstalled(installed, dp.entries, macs);
+        incremental++;
+      } else {
+        dp = DesiredPeers.build(endpoints, hosts, 'a');
+        diff = diffEntries(installed, dp.entries);
+        installed = asInstalled(dp.entries);
+        rebuilt++;
+      }
+    }
+    const full = desiredEntries(endpoints.values(), hosts, 'a');
+    t.deepEqual(sorted(dp.entries), sorted(full), `step ${step}: entries`);
+    applyToKernel(diff);
+    t.deepEqual([...fdb.entries()].sort(), [...full.values()].map((e): [string, string] => [e.mac, `${e.vtep}:${e.port}`]).sort(), `step ${step}: FDB`);
+    t.deepEqual([...neigh.entries()].sort(), [...full.values()].flatMap((e) => e.ips.map((ip): [string, string] => [ip, e.mac])).sort(), `step ${step}: neighbours`);
+    t.deepEqual(sorted(new Map([...installed].map(([m, e]) => [m, { mac: e.mac, vtep: e.vtep!, port: e.port!, ips: e.ips }]))), sorted(full), `step ${step}: installed view`);
+  }
+  t.true(incremental > 1000 && rebuilt > 100, `both paths ran (${incremental} incremental, ${rebuilt} full)`);
 });
 
 test('VNI allocation: lowest free, replay returns the same, claims conflict, release is CAS', async (t) => {

@@ -145,9 +145,142 @@ export function diffEntries(installed: ReadonlyMap<string, InstalledPeer>, desir
   return diff;
 }
 
+
+function installedOf(e: PeerEntry): InstalledPeer {
+  return { mac: e.mac, vtep: e.vtep, port: e.port, master: true, ips: [...e.ips] };
+}
+
 /** The installed view of what `desired` says (after a successful apply). */
 export function asInstalled(desired: ReadonlyMap<string, PeerEntry>): Map<string, InstalledPeer> {
   const out = new Map<string, InstalledPeer>();
-  for (const [mac, e] of desired) out.set(mac, { mac, vtep: e.vtep, port: e.port, master: true, ips: [...e.ips] });
+  for (const [mac, e] of desired) out.set(mac, installedOf(e));
   return out;
+}
+
+/** After `diff` (made for `macs`) was applied: the installed view of those MACs, in place. */
+export function markInstalled(installed: Map<string, InstalledPeer>, desired: ReadonlyMap<string, PeerEntry>, macs: Iterable<string>): void {
+  for (const mac of macs) {
+    const e = desired.get(mac);
+    if (e) installed.set(mac, installedOf(e));
+    else installed.delete(mac);
+  }
+}
+
+/**
+ * The changes for `macs` only, when nothing else changed: `installed` is what was applied for the
+ * previous desired set, which differs from `desired` at most at `macs`, and `wanted(ip)` says
+ * whether any desired entry holds an address. The same result as diffEntries, in O(|macs|).
+ */
+export function diffEntriesFor(installed: ReadonlyMap<string, InstalledPeer>, desired: ReadonlyMap<string, PeerEntry>, macs: Iterable<string>, wanted: (ip: string) => boolean): PeerDiff {
+  const diff: PeerDiff = { put: [], remove: [], dropIps: [] };
+  for (const mac of macs) {
+    const want = desired.get(mac);
+    const have = installed.get(mac);
+    if (want) {
+      if (!have || !sameEntry(have, want)) diff.put.push(want);
+      for (const ip of have?.ips ?? []) if (!want.ips.includes(ip) && !wanted(ip)) diff.dropIps.push(ip);
+    } else if (have) {
+      diff.remove.push({ ...have, ips: have.ips.filter((ip) => !wanted(ip)) });
+    }
+  }
+  return diff;
+}
+
+/**
+ * One network's desired entries, kept current endpoint by endpoint so that a change costs what it
+ * touches rather than a pass over the whole network. While no MAC or address is claimed twice
+ * (the normal case), an endpoint's change decides its own MAC's entry alone; a claim made twice
+ * (a stale record) makes `update` answer undefined, and the caller rebuilds with desiredEntries,
+ * whose tie rules then apply. Built again whenever hosts change.
+ */
+export class DesiredPeers {
+  readonly entries: Map<string, PeerEntry>;
+  /** Endpoints that count (remote, on a host with an underlay address): id → endpoint. */
+  private readonly counted = new Map<string, PeerEndpoint>();
+  private readonly macClaims = new Map<string, Set<string>>();
+  private readonly ipClaims = new Map<string, Set<string>>();
+  private conflicts = 0;
+  /** Built with no claim shared: entries are exactly one per counted endpoint. */
+  private readonly exact: boolean;
+
+  private constructor(
+    private readonly hosts: ReadonlyMap<string, PeerHost>,
+    private readonly self: string,
+    endpoints: ReadonlyMap<string, PeerEndpoint>,
+  ) {
+    this.entries = desiredEntries(endpoints.values(), hosts, self);
+    for (const [id, ep] of endpoints) if (this.counts(ep)) this.claim(id, ep);
+    this.exact = this.conflicts === 0;
+  }
+
+  static build(endpoints: ReadonlyMap<string, PeerEndpoint>, hosts: ReadonlyMap<string, PeerHost>, self: string): DesiredPeers {
+    return new DesiredPeers(hosts, self, endpoints);
+  }
+
+  /** Whether a desired entry holds `ip`. */
+  wants(ip: string): boolean {
+    return (this.ipClaims.get(ip)?.size ?? 0) > 0;
+  }
+
+  /**
+   * Take the endpoints' current values (undefined = gone) and bring the entries in line. Returns
+   * the MACs whose entry may have changed, or undefined when a claim is shared now or was when
+   * this was built: build again then (this object is spent).
+   */
+  update(changes: Iterable<[string, PeerEndpoint | undefined]>): Set<string> | undefined {
+    // Built while a claim was shared: the tie rules shaped entries this change does not touch.
+    if (!this.exact) return undefined;
+    const macs = new Set<string>();
+    for (const [id, ep] of changes) {
+      const old = this.counted.get(id);
+      if (old) {
+        this.unclaim(id, old);
+        macs.add(old.mac);
+      }
+      if (ep && this.counts(ep)) {
+        this.claim(id, ep);
+        macs.add(ep.mac);
+      }
+    }
+    if (this.conflicts > 0) return undefined;
+    for (const mac of macs) {
+      const [id] = this.macClaims.get(mac) ?? [];
+      const ep = id === undefined ? undefined : this.counted.get(id);
+      const host = ep && this.hosts.get(ep.hostId);
+      if (ep && host?.advertise) this.entries.set(mac, { mac, vtep: host.advertise, port: host.port, ips: ep.ips });
+      else this.entries.delete(mac);
+    }
+    return macs;
+  }
+
+  private counts(ep: PeerEndpoint): boolean {
+    return ep.hostId !== this.self && !!this.hosts.get(ep.hostId)?.advertise;
+  }
+
+  private claim(id: string, ep: PeerEndpoint): void {
+    this.counted.set(id, ep);
+    this.add(this.macClaims, ep.mac, id);
+    for (const ip of ep.ips) this.add(this.ipClaims, ip, id);
+  }
+
+  private unclaim(id: string, ep: PeerEndpoint): void {
+    this.counted.delete(id);
+    this.drop(this.macClaims, ep.mac, id);
+    for (const ip of ep.ips) this.drop(this.ipClaims, ip, id);
+  }
+
+  private add(index: Map<string, Set<string>>, key: string, id: string): void {
+    const set = index.get(key);
+    if (!set) return void index.set(key, new Set([id]));
+    if (set.has(id)) return;
+    if (set.size === 1) this.conflicts++;
+    set.add(id);
+  }
+
+  private drop(index: Map<string, Set<string>>, key: string, id: string): void {
+    const set = index.get(key);
+    if (!set?.delete(id)) return;
+    if (set.size === 1) this.conflicts--;
+    if (set.size === 0) index.delete(key);
+  }
 }

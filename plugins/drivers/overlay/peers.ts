@@ -7,7 +7,7 @@ import type { Store, WatchEvent, Watcher } from '../../../store/types.js';
 import { silentLogger, type DriverLogger } from '../common/log.js';
 import { decodeEndpointRecord } from '../common/records.js';
 import { decodeHost, type PeerHost } from './hosts.js';
-import { asInstalled, desiredEntries, diffEntries, diffSize, peerOf, type InstalledPeer, type LocalNetwork, type PeerEndpoint, type PeerTable } from './peer-entries.js';
+import { asInstalled, DesiredPeers, diffEntries, diffEntriesFor, diffSize, markInstalled, peerOf, type InstalledPeer, type LocalNetwork, type PeerEndpoint, type PeerTable } from './peer-entries.js';
 
 export interface PeerProgrammerOptions {
   store: Store;
@@ -29,6 +29,12 @@ interface NetState {
   watcher?: Watcher;
   /** What the table holds; undefined = unknown (read it before diffing). */
   installed?: Map<string, InstalledPeer>;
+  /** The desired entries as last computed (kept current change by change between full syncs). */
+  desired?: DesiredPeers;
+  /** Endpoints changed since the last sync. */
+  changed: Set<string>;
+  /** The next sync computes everything again (a full read, hosts changed, a failure). */
+  full: boolean;
   /** Endpoints have been read at least once. */
   ready: boolean;
   detached: boolean;
@@ -88,7 +94,7 @@ export class PeerProgrammer {
     const cur = this.nets.get(local.id);
     if (cur && cur.local.vxlan === local.vxlan && cur.local.port === local.port) return;
     if (cur) void this.detach(local.id);
-    const st: NetState = { local, endpoints: new Map(), ready: false, detached: false, failures: 0 };
+    const st: NetState = { local, endpoints: new Map(), changed: new Set(), full: true, ready: false, detached: false, failures: 0 };
     this.nets.set(local.id, st);
     void this.subscribe(st);
   }
@@ -178,7 +184,10 @@ export class PeerProgrammer {
     for (const id of next.keys()) if (!this.hosts.has(id)) this.opts.onHostBack?.(id);
     this.hosts.clear();
     for (const [id, h] of next) this.hosts.set(id, h);
-    for (const id of this.nets.keys()) this.markDirty(id);
+    for (const st of this.nets.values()) {
+      st.full = true;
+      this.markDirty(st.local.id);
+    }
   }
 
   private onHostEvent(ev: WatchEvent): void {
@@ -194,6 +203,7 @@ export class PeerProgrammer {
     for (const st of this.nets.values()) {
       for (const ep of st.endpoints.values()) {
         if (ep.hostId === id) {
+          st.full = true;
           this.markDirty(st.local.id);
           break;
         }
@@ -214,6 +224,7 @@ export class PeerProgrammer {
       for (const kv of r.kvs) this.putEndpoint(st, kv.key, kv.value);
       st.ready = true;
       st.installed = undefined; // a full read: check the kernel too
+      st.full = true;
       this.markDirty(st.local.id);
       const w = await store.watch(prefix, (ev) => this.onEndpointEvent(st, ev), {
         fromRevision: r.revision + 1,
@@ -244,6 +255,7 @@ export class PeerProgrammer {
     if (st.detached) return;
     if (ev.type === 'delete') st.endpoints.delete(lastSegment(ev.key));
     else this.putEndpoint(st, ev.key, ev.value);
+    st.changed.add(lastSegment(ev.key));
     this.markDirty(st.local.id);
   }
 
@@ -279,21 +291,36 @@ export class PeerProgrammer {
     this.settle();
   }
 
+  /**
+   * Bring one network's device in line. Between full syncs only the MACs that changed endpoints
+   * touch are computed and diffed; a full read, a host change, a failure or a MAC or address
+   * claimed twice computes the whole network again.
+   */
   private async sync(st: NetState): Promise<void> {
-    const desired = desiredEntries(st.endpoints.values(), this.hosts, this.opts.hostId);
+    const changes = [...st.changed].map((id): [string, PeerEndpoint | undefined] => [id, st.endpoints.get(id)]);
+    st.changed.clear();
+    const macs = !st.full && st.installed && st.desired ? st.desired.update(changes) : undefined;
+    if (!macs) st.desired = DesiredPeers.build(st.endpoints, this.hosts, this.opts.hostId);
+    st.full = false;
+    const desired = st.desired!;
+    const known = st.installed;
     try {
-      const installed = st.installed ?? (await this.opts.table.read(st.local));
-      const diff = diffEntries(installed, desired);
+      const installed = known ?? (await this.opts.table.read(st.local));
+      const diff = macs ? diffEntriesFor(installed, desired.entries, macs, (ip) => desired.wants(ip)) : diffEntries(installed, desired.entries);
       if (diffSize(diff) > 0) {
         await this.opts.table.apply(st.local, diff);
         this.log.debug({ network: st.local.id, put: diff.put.length, remove: diff.remove.length }, 'overlay peers programmed');
       }
       this.syncs++;
       st.failures = 0;
-      if (!st.detached) st.installed = asInstalled(desired);
+      // Detached, or the device was declared unknown meanwhile (the next sync reads it).
+      if (st.detached || (known && st.installed !== known)) return;
+      if (macs) markInstalled(installed, desired.entries, macs);
+      else st.installed = asInstalled(desired.entries);
     } catch (err) {
       this.errors++;
       st.installed = undefined;
+      st.full = true;
       const wait = this.backoff(st.failures++);
       this.log.warn({ network: st.local.id, err: (err as Error).message, retryInMs: wait }, 'programming overlay peers failed; will read the device and retry');
       clearTimeout(st.timer);
