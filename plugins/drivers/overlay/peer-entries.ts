@@ -83,6 +83,13 @@ export function peerOf(ep: EndpointRecord): PeerEndpoint | undefined {
   }
 }
 
+/** An endpoint's entry on `self`, when it counts: on another host, one with an underlay address. */
+function peerEntry(ep: PeerEndpoint, hosts: ReadonlyMap<string, PeerHost>, self: string): PeerEntry | undefined {
+  if (ep.hostId === self) return undefined;
+  const host = hosts.get(ep.hostId);
+  return host?.advertise ? { mac: ep.mac, vtep: host.advertise, port: host.port, ips: ep.ips } : undefined;
+}
+
 /**
  * The entries a host wants for one network: every endpoint of another, live host that has an
  * underlay address. A MAC claimed twice (a stale record) keeps the most recently created
@@ -94,15 +101,14 @@ export function desiredEntries(endpoints: Iterable<PeerEndpoint>, hosts: Readonl
   const byIp = new Map<string, string>();
   let conflicts = false;
   for (const ep of endpoints) {
-    if (ep.hostId === self) continue;
-    const host = hosts.get(ep.hostId);
-    if (!host?.advertise) continue;
+    const entry = peerEntry(ep, hosts, self);
+    if (!entry) continue;
     const prev = at.get(ep.mac);
     if (prev !== undefined) {
       conflicts = true;
       if (prev > ep.createdAt) continue;
     }
-    out.set(ep.mac, { mac: ep.mac, vtep: host.advertise, port: host.port, ips: ep.ips });
+    out.set(ep.mac, entry);
     at.set(ep.mac, ep.createdAt);
     for (const ip of ep.ips) {
       const holder = byIp.get(ip);
@@ -129,22 +135,10 @@ function sameEntry(have: InstalledPeer, want: PeerEntry): boolean {
 
 /** The changes that turn `installed` into `desired`. */
 export function diffEntries(installed: ReadonlyMap<string, InstalledPeer>, desired: ReadonlyMap<string, PeerEntry>): PeerDiff {
-  const diff: PeerDiff = { put: [], remove: [], dropIps: [] };
   const wantedIps = new Set<string>();
   for (const e of desired.values()) for (const ip of e.ips) wantedIps.add(ip);
-  for (const [mac, want] of desired) {
-    const have = installed.get(mac);
-    if (!have || !sameEntry(have, want)) diff.put.push(want);
-    for (const ip of have?.ips ?? []) if (!want.ips.includes(ip) && !wantedIps.has(ip)) diff.dropIps.push(ip);
-  }
-  for (const [mac, have] of installed) {
-    if (desired.has(mac)) continue;
-    // An address that moved to another MAC is rewritten by that MAC's put: do not delete it.
-    diff.remove.push({ ...have, ips: have.ips.filter((ip) => !wantedIps.has(ip)) });
-  }
-  return diff;
+  return diffEntriesFor(installed, desired, new Set([...desired.keys(), ...installed.keys()]), (ip) => wantedIps.has(ip));
 }
-
 
 function installedOf(e: PeerEntry): InstalledPeer {
   return { mac: e.mac, vtep: e.vtep, port: e.port, master: true, ips: [...e.ips] };
@@ -167,9 +161,9 @@ export function markInstalled(installed: Map<string, InstalledPeer>, desired: Re
 }
 
 /**
- * The changes for `macs` only, when nothing else changed: `installed` is what was applied for the
- * previous desired set, which differs from `desired` at most at `macs`, and `wanted(ip)` says
- * whether any desired entry holds an address. The same result as diffEntries, in O(|macs|).
+ * The changes for `macs`, each list in `macs` order; `wanted(ip)` says whether any desired entry holds an address. Given every MAC of both sides it
+ * is diffEntries; given the MACs that changed since `installed` was `desired`, the same diff in
+ * O(|macs|). An address that moved to another MAC is rewritten by that MAC's put, not deleted.
  */
 export function diffEntriesFor(installed: ReadonlyMap<string, InstalledPeer>, desired: ReadonlyMap<string, PeerEntry>, macs: Iterable<string>, wanted: (ip: string) => boolean): PeerDiff {
   const diff: PeerDiff = { put: [], remove: [], dropIps: [] };
@@ -209,7 +203,7 @@ export class DesiredPeers {
     endpoints: ReadonlyMap<string, PeerEndpoint>,
   ) {
     this.entries = desiredEntries(endpoints.values(), hosts, self);
-    for (const [id, ep] of endpoints) if (this.counts(ep)) this.claim(id, ep);
+    for (const [id, ep] of endpoints) if (peerEntry(ep, hosts, self)) this.claim(id, ep);
     this.exact = this.conflicts === 0;
   }
 
@@ -237,7 +231,7 @@ export class DesiredPeers {
         this.unclaim(id, old);
         macs.add(old.mac);
       }
-      if (ep && this.counts(ep)) {
+      if (ep && peerEntry(ep, this.hosts, this.self)) {
         this.claim(id, ep);
         macs.add(ep.mac);
       }
@@ -245,16 +239,11 @@ export class DesiredPeers {
     if (this.conflicts > 0) return undefined;
     for (const mac of macs) {
       const [id] = this.macClaims.get(mac) ?? [];
-      const ep = id === undefined ? undefined : this.counted.get(id);
-      const host = ep && this.hosts.get(ep.hostId);
-      if (ep && host?.advertise) this.entries.set(mac, { mac, vtep: host.advertise, port: host.port, ips: ep.ips });
+      const entry = id === undefined ? undefined : peerEntry(this.counted.get(id)!, this.hosts, this.self);
+      if (entry) this.entries.set(mac, entry);
       else this.entries.delete(mac);
     }
     return macs;
-  }
-
-  private counts(ep: PeerEndpoint): boolean {
-    return ep.hostId !== this.self && !!this.hosts.get(ep.hostId)?.advertise;
   }
 
   private claim(id: string, ep: PeerEndpoint): void {
