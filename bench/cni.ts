@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SpawnHelper } from '../netlink/spawn-helper.js';
 import { benchCniDaemon } from './cni-daemon.js';
+import { pct } from './stats.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const REF = '/usr/lib/cni';
@@ -56,7 +57,6 @@ async function must(cmd: string, args: string[]): Promise<void> {
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr.trim()}`);
 }
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 
 /** Our executables: dist/ when built and newer than the CNI sources, else tsx wrappers. */

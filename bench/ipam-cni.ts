@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pct } from './stats.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const HOST_LOCAL = '/usr/lib/cni/host-local';
@@ -23,7 +24,6 @@ function call(argv: string[], env: Record<string, string>, stdin: string): Promi
   });
 }
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
 /** Print ADD and DEL p50/p95 for both plugins and the ratios; rounds interleaved. */
 export async function cniIpamLatency(rounds = 20): Promise<void> {

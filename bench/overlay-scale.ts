@@ -7,28 +7,31 @@
 //  - churn: write → both entries in the kernel, per new endpoint (p50/p95); old ones gone;
 //  - etcd revisions/s during churn and while nothing changes (the daemon's own writes);
 //  - the daemon's memory (VmRSS/VmHWM from /proc) and CPU while it follows the churn.
-// The daemon reaches etcd (root namespace, loopback) through a relay: a unix socket per member in
-// this process, and a TCP listener on the same port inside the host namespace (a child node process).
+// The daemon reaches etcd (root namespace, loopback) through the fault tests' relay
+// (test/faults/fixtures/etcd-relay.ts): inside the host namespace it is at the members' own URLs.
 // TSOT_DAEMON_NODE_ARGS adds node flags to the daemon (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p", or
 // "--max-old-space-size=160" to see the live heap under the RSS V8 grows into when memory is free).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, connect, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Kernel } from '../netlink/index.js';
 import type { EndpointRecord } from '../plugins/drivers/common/records.js';
 import { isRetryable } from '../store/errors.js';
 import { keys } from '../store/keys.js';
 import { openStore } from '../store/open.js';
 import type { Op, Store } from '../store/types.js';
 import { distIsFresh } from '../test/cni/harness.js';
+import { memberPorts, startEtcdRelay } from '../test/faults/fixtures/etcd-relay.js';
+import { startDaemon } from '../test/harness/daemon.js';
 import type { EtcdCluster } from '../test/harness/etcd.js';
-import { run } from '../test/harness/exec.js';
 import { NetnsSet, type Netns } from '../test/harness/netns.js';
 import { callPlugin } from '../test/libnetwork/plugin-client.js';
+import { until } from '../test/overlay/world.js';
+import { ms, pct, sleep } from './stats.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -38,10 +41,6 @@ export interface ScaleOptions {
   networks: number;
   churnSeconds: number;
 }
-
-const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN);
-const ms = (x: number) => `${x.toFixed(1)} ms`;
-const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
 
 async function retrying<T>(fn: () => Promise<T>): Promise<T> {
   for (let i = 0; ; i++) {
@@ -59,101 +58,6 @@ async function writeAll(s: Store, ops: Op[]): Promise<void> {
     const chunk = ops.slice(i, i + 128);
     await retrying(() => s.txn([], chunk));
   }
-}
-
-// ---- the relay into the namespace ----
-
-/** Listens on 127.0.0.1:<port> inside the namespace and pipes each connection to a unix socket. */
-const NS_RELAY = `
-const net = require('node:net');
-const [dir, ...ports] = process.argv.slice(1);
-let up = 0;
-for (const [i, port] of ports.entries()) {
-  net.createServer((c) => {
-    const u = net.connect(dir + '/etcd-' + i + '.sock');
-    for (const s of [c, u]) s.on('error', () => { c.destroy(); u.destroy(); });
-    c.pipe(u); u.pipe(c);
-  }).listen(Number(port), '127.0.0.1', () => { if (++up === ports.length) console.log('ready'); });
-}`;
-
-interface Relay {
-  /** The daemon's --store inside the namespace. */
-  url: string;
-  close(): Promise<void>;
-}
-
-async function startRelay(cluster: EtcdCluster, ns: Netns, dir: string): Promise<Relay> {
-  const ports = cluster.endpoints.map((e) => Number(new URL(e).port));
-  const servers: Server[] = [];
-  for (const [i, port] of ports.entries()) {
-    const srv = createServer((c) => {
-      const u = connect(port, '127.0.0.1');
-      for (const s of [c, u]) s.on('error', () => (c.destroy(), u.destroy()));
-      c.pipe(u);
-      u.pipe(c);
-    });
-    await new Promise<void>((res) => srv.listen(join(dir, `etcd-${i}.sock`), () => res()));
-    servers.push(srv);
-  }
-  const child = spawn('nsenter', [`--net=${ns.path}`, '--', process.execPath, '-e', NS_RELAY, dir, ...ports.map(String)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((res, rej) => {
-    child.stdout!.once('data', () => res());
-    child.once('exit', (code) => rej(new Error(`relay exited ${code}`)));
-  });
-  return {
-    url: `etcd://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
-    async close() {
-      child.kill('SIGKILL');
-      for (const s of servers) s.close();
-    },
-  };
-}
-
-// ---- the daemon ----
-
-interface Daemon {
-  child: ChildProcess;
-  pluginDir: string;
-  /** Resolves once the daemon logged "daemon ready". */
-  ready: Promise<void>;
-  stop(): Promise<void>;
-}
-
-/** `tsoverlay daemon` in `ns` (compiled when dist/ is fresh, so the memory figure has no tsx in it). */
-function startDaemon(ns: Netns, dir: string, store: string, advertise: string): Daemon {
-  const compiled = join(ROOT, 'dist', 'bin', 'tsoverlay.js');
-  const entry = distIsFresh() && existsSync(compiled) ? [compiled] : ['--import=tsx', join(ROOT, 'bin', 'tsoverlay.ts')];
-  const pluginDir = join(dir, 'plugins');
-  const args = [
-    'daemon', '--state-dir', join(dir, 'state'), '--store', store, '--plugin-dir', pluginDir, '--socket', join(dir, 'tsoverlay.sock'),
-    '--host-id', 'watcher', '--advertise', advertise, '--docker-host', 'unix:///nonexistent/tsot-no-engine.sock',
-    '--dns-upstream', '127.0.0.1:1', '--log-level', 'info',
-  ];
-  const child = spawn('nsenter', [`--net=${ns.path}`, '--', process.execPath, ...(process.env.TSOT_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean), ...entry, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const ready = new Promise<void>((res, rej) => {
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (out.includes('"daemon ready"')) res();
-      if (out.length > 1_000_000) out = out.slice(-10_000);
-    });
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => process.stderr.write(d));
-    child.once('exit', (code) => rej(new Error(`daemon exited ${code}: ${out.slice(-2000)}`)));
-  });
-  ready.catch(() => undefined);
-  return {
-    child,
-    pluginDir,
-    ready,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const gone = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await gone;
-      clearTimeout(t);
-    },
-  };
 }
 
 async function procStatus(pid: number): Promise<{ rssMiB: number; hwmMiB: number; cpuTicks: number }> {
@@ -236,6 +140,13 @@ class KernelWatch {
     });
   }
 
+  /** When the last entry seen so far arrived. */
+  lastAt(): number {
+    let last = 0;
+    for (const m of [this.fdbAt, this.neighAt]) for (const at of m.values()) last = Math.max(last, at);
+    return last;
+  }
+
   /** When both entries of (mac, ip) were in the kernel, or undefined. */
   programmedAt(mac: string, ip: string): number | undefined {
     const a = this.fdbAt.get(mac);
@@ -249,17 +160,14 @@ class KernelWatch {
 }
 
 /**
- * What the kernel holds now, from full dumps (a monitor can lose events when 60,000 arrive at
- * once: its socket buffer overflows): remote MACs with a VTEP, IPv4 permanent neighbours.
+ * What the kernel holds now, from full dumps through the netlink layer (a monitor can lose events
+ * when 60,000 arrive at once: its socket buffer overflows): remote MACs with a VTEP, IPv4
+ * permanent neighbours.
  */
 async function kernelDump(ns: Netns): Promise<{ macs: Set<string>; ips: Set<string> }> {
-  const [fdb, neigh] = await Promise.all([
-    run('bridge', ['-n', ns.name, 'fdb', 'show'], { timeoutMs: 60_000 }),
-    run('ip', ['-n', ns.name, '-4', 'neigh', 'show', 'nud', 'permanent'], { timeoutMs: 60_000 }),
-  ]);
-  const macs = new Set(fdb.split('\n').filter((l) => l.includes(' dst ')).map((l) => l.split(' ')[0]!));
-  const ips = new Set(neigh.split('\n').filter(Boolean).map((l) => l.split(' ')[0]!));
-  return { macs, ips };
+  const k = new Kernel({ timeoutMs: 60_000 }).ns(ns.path);
+  const [fdb, neigh] = await Promise.all([k.fdb(), k.neighbours({ family: 4 })]);
+  return { macs: new Set(fdb.filter((e) => e.dst).map((e) => e.mac)), ips: new Set(neigh.filter((n) => n.permanent).map((n) => n.dst)) };
 }
 
 // ---- the simulated cluster ----
@@ -316,15 +224,6 @@ class Simulator {
   }
 }
 
-async function until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await sleep(20);
-  }
-  return true;
-}
-
 export async function scale(cluster: EtcdCluster, o: ScaleOptions): Promise<void> {
   const set = new NetnsSet('bsc');
   const dir = await mkdtemp(join(tmpdir(), 'tsot-scale-'));
@@ -338,15 +237,27 @@ export async function scale(cluster: EtcdCluster, o: ScaleOptions): Promise<void
     await host.ip('link', 'add', 'under0', 'type', 'veth', 'peer', 'name', 'under1');
     await host.ip('addr', 'add', '172.31.255.1/24', 'dev', 'under0');
     for (const dev of ['under1', 'under0']) await host.ip('link', 'set', dev, 'up');
-    const relay = await startRelay(cluster, host, dir);
-    cleanups.push(() => relay.close());
-    const storeUrl = `${relay.url}${prefix}`;
+    const relay = await startEtcdRelay(host.path, memberPorts(cluster.endpoints), dir);
+    cleanups.push(() => relay.stop());
+    // Inside the namespace the relay answers at the members' own addresses.
+    const storeUrl = `${cluster.url}${prefix}`;
+    // Compiled when dist/ is fresh, so the memory figure has no tsx in it.
+    const launch = () =>
+      startDaemon({
+        netnsPath: host.path,
+        hostId: 'watcher',
+        store: storeUrl,
+        dir,
+        compiled: distIsFresh() && existsSync(join(ROOT, 'dist', 'bin', 'tsoverlay.js')),
+        nodeArgs: (process.env.TSOT_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean),
+        extraArgs: ['--advertise', '172.31.255.1', '--docker-host', 'unix:///nonexistent/tsot-no-engine.sock', '--dns-upstream', '127.0.0.1:1', '--log-level', 'info'],
+      });
 
     // 1. The daemon with a member on every network, nothing remote yet.
-    let d = startDaemon(host, dir, storeUrl, '172.31.255.1');
-    cleanups.push(() => d.stop());
     const s0 = performance.now();
-    await d.ready;
+    let d = await launch();
+    cleanups.push(() => d.stop());
+    await d.waitForLog('daemon ready', 120_000);
     const startMs = performance.now() - s0;
     const nets: string[] = [];
     for (let i = 0; i < o.networks; i++) nets.push(await networkWithMember(set, host, d.pluginDir, i));
@@ -365,16 +276,16 @@ export async function scale(cluster: EtcdCluster, o: ScaleOptions): Promise<void
     const kw = await KernelWatch.start(host);
     cleanups.push(() => kw.stop());
     const c0 = performance.now();
-    d = startDaemon(host, dir, storeUrl, '172.31.255.1');
+    d = await launch();
     let readyAt = 0;
-    void d.ready.then(() => (readyAt = performance.now()));
-    // Done when the monitors saw every entry, or (if they lost events) when a dump, taken every
-    // 2 s while waiting, holds them all.
+    const ready = d.waitForLog('daemon ready', 300_000).then(() => (readyAt = performance.now()));
+    // Done when the monitors saw every entry (then: when the last one arrived), or, if they lost
+    // events, when a dump, taken every 2 s while waiting, holds them all.
     let convergeMs = NaN;
     let dumpedAt = performance.now();
     let dumping = false;
     const converged = await until(() => {
-      if (kw.fdbAt.size >= total && kw.neighAt.size >= total) return (convergeMs = performance.now() - c0), true;
+      if (kw.fdbAt.size >= total && kw.neighAt.size >= total) return (convergeMs = kw.lastAt() - c0), true;
       if (!dumping && performance.now() - dumpedAt > 2000) {
         dumping = true;
         const at = performance.now();
@@ -386,7 +297,7 @@ export async function scale(cluster: EtcdCluster, o: ScaleOptions): Promise<void
       }
       return !Number.isNaN(convergeMs);
     }, 300_000);
-    await d.ready;
+    await ready;
     if (!converged) throw new Error(`not converged: ${kw.fdbAt.size} FDB / ${kw.neighAt.size} neighbour entries of ${total}`);
     const full = await procStatus(d.child.pid!);
     console.log(`  converge from a cold start: ${ms(convergeMs)} from spawn to ${total} FDB + ${total} neighbour entries in the kernel ("daemon ready" after ${ms(readyAt - c0)}; an empty daemon starts in ${ms(startMs)})`);

@@ -20,6 +20,7 @@ import type { Netns } from '../test/harness/netns.js';
 import { overlayWorld, pingUntil, type World } from '../test/overlay/world.js';
 import { run } from '../test/harness/exec.js';
 import { scale } from './overlay-scale.js';
+import { ms, pct, sleep } from './stats.js';
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -36,9 +37,6 @@ const IPERF_ROUNDS = Number(arg('iperf-rounds', '5'));
 const VARIANT = arg('variant', '').split(',').filter(Boolean);
 const PERF = process.argv.includes('--perf');
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
-const ms = (x: number) => `${x.toFixed(1)} ms`;
-const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
 
 type Teardown = () => unknown;
 function context(): { t: { teardown(fn: Teardown): void }; done(): Promise<void> } {

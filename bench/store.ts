@@ -9,6 +9,7 @@ import { openStore } from '../store/open.js';
 import { isRetryable } from '../store/errors.js';
 import type { Op, Store } from '../store/types.js';
 import { startEtcdCluster } from '../test/harness/etcd.js';
+import { pct } from './stats.js';
 
 interface Figures {
   casSeq: number;
@@ -27,7 +28,6 @@ const KEYS = arg('keys', 100_000);
 const SAMPLES = arg('samples', 300);
 const CONC = 16;
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
 /** Run fn again while it fails retryable (the writes here are idempotent or re-checked). */
 async function retrying<T>(fn: () => Promise<T>): Promise<T> {

@@ -30,12 +30,21 @@ export interface DaemonHandle {
   cleanup(): Promise<void>;
 }
 
+/** How node runs the CLI: the sources through tsx (default), or the build; node's own flags. */
+export interface CliNode {
+  /** dist/bin/tsoverlay.js (the caller checks it is built and fresh). */
+  compiled?: boolean;
+  /** Flags for node itself, e.g. `--cpu-prof`. */
+  nodeArgs?: string[];
+}
+
 /**
  * Run `node --import=tsx bin/tsoverlay.ts ARGS` (optionally inside a namespace; `nsenterArgs`,
  * when given, are nsenter's own arguments and replace `--net=<netnsPath>`).
  */
-export function spawnCli(args: string[], netnsPath?: string, nsenterArgs?: string[]): ChildProcess {
-  const node = [process.execPath, '--import=tsx', CLI, ...args];
+export function spawnCli(args: string[], netnsPath?: string, nsenterArgs?: string[], how: CliNode = {}): ChildProcess {
+  const entry = how.compiled ? [join(ROOT, 'dist', 'bin', 'tsoverlay.js')] : ['--import=tsx', CLI];
+  const node = [process.execPath, ...(how.nodeArgs ?? []), ...entry, ...args];
   const enter = nsenterArgs ?? (netnsPath ? [`--net=${netnsPath}`] : undefined);
   const argv = enter ? ['nsenter', ...enter, '--', ...node] : node;
   return spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -59,7 +68,7 @@ export function runCli(args: string[], timeoutMs = 60_000): Promise<CliOutcome> 
   return new Promise((resolve) => child.on('close', (code) => (clearTimeout(timer), resolve({ code, stdout, stderr }))));
 }
 
-export interface StartDaemonOptions {
+export interface StartDaemonOptions extends CliNode {
   /** Network namespace to run in (e.g. a Docker engine's, so its drivers make links there). */
   netnsPath?: string;
   hostId?: string;
@@ -93,7 +102,7 @@ export async function startDaemon(opts: StartDaemonOptions = {}): Promise<Daemon
   const args = ['daemon', '--state-dir', stateDir, '--store', store, '--plugin-dir', pluginDir, '--socket', socket];
   if (opts.hostId) args.push('--host-id', opts.hostId);
   args.push(...(opts.extraArgs ?? []));
-  const child = spawnCli(args, opts.netnsPath, opts.nsenterArgs);
+  const child = spawnCli(args, opts.netnsPath, opts.nsenterArgs, opts);
   const logs: string[] = [];
   const waiters: { match: (rec: Record<string, unknown>) => boolean; resolve: (r: Record<string, unknown>) => void }[] = [];
   let buf = '';
